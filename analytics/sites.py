@@ -1,0 +1,314 @@
+"""Site: a registered website, its validation, and the registry that caches sites from the store."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from analytics.errors import InvalidInput, SettingsError, UnknownSite
+from analytics.periods import WeekStart
+
+SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+METRICS = ("pageviews", "visits", "visitors")
+MAX_COUNT = 10**15
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+
+
+@dataclass(frozen=True)
+class Offsets:
+    pageviews: int = 0
+    visits: int = 0
+    visitors: int = 0
+
+
+@dataclass(frozen=True)
+class Site:
+    id: str
+    name: str = ""
+    timezone: str = DEFAULT_TIMEZONE
+    week_start: WeekStart = WeekStart.MONDAY
+    origins: tuple[str, ...] = ()
+    online_window_seconds: int = 300
+    session_timeout_seconds: int = 1800
+    box_metric: str = "visits"
+    offsets: Offsets = field(default_factory=Offsets)
+    honor_gpc: bool = False
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["week_start"] = str(self.week_start)
+        data["origins"] = list(self.origins)
+        return data
+
+    def updated(self, changes: Mapping[str, Any]) -> Site:
+        """A copy with ``changes`` (fields of the admin API) applied, each validated."""
+        return replace(self, **_parse_fields(changes, creating=False))
+
+    @classmethod
+    def create(cls, data: Mapping[str, Any]) -> Site:
+        """A new site from fields of the admin API; ``id`` is required, the rest default."""
+        if "id" not in data:
+            raise InvalidInput("'id' is required", field="id")
+        return cls(**_parse_fields(data, creating=True))
+
+
+def valid_site_id(value: object) -> bool:
+    return isinstance(value, str) and SITE_ID.fullmatch(value) is not None
+
+
+def normalize_origin(text: str) -> str | None:
+    """``scheme://host[:port]`` in canonical form, or None when ``text`` is not an origin."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.username or parts.password or parts.query or parts.fragment:
+        return None
+    if parts.path not in ("", "/"):
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if parts.scheme == "https" else 80
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme}://{host}{suffix}"
+
+
+def origin_of_url(text: str) -> str | None:
+    """The origin of an absolute URL (a Referer), or None."""
+    try:
+        parts = urlsplit(text.strip())
+    except ValueError:
+        return None
+    return normalize_origin(f"{parts.scheme}://{parts.netloc}")
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def _known_zone(name: str) -> bool:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    if name not in _ZONES:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _parse_fields(data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        parser = _FIELD_PARSERS.get(key)
+        if parser is None:
+            raise InvalidInput(f"unknown field '{key}'", field=key)
+        if key == "id" and not creating:
+            raise InvalidInput("'id' cannot be changed", field="id")
+        out[key] = parser(value)
+    return out
+
+
+def _parse_id(value: Any) -> str:
+    if not valid_site_id(value):
+        raise InvalidInput("'id' must match ^[a-z0-9][a-z0-9-]{0,62}$", field="id")
+    return str(value)
+
+
+def _parse_name(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 200 or any(ord(c) < 32 for c in value):
+        raise InvalidInput("'name' must be text of at most 200 characters", field="name")
+    return value.strip()
+
+
+def _parse_timezone(value: Any) -> str:
+    if not isinstance(value, str) or not _known_zone(value):
+        raise InvalidInput("'timezone' must be an IANA timezone name", field="timezone")
+    return value
+
+
+def _parse_week_start(value: Any) -> WeekStart:
+    try:
+        return WeekStart(value)
+    except ValueError:
+        message = "'week_start' must be 'monday' or 'sunday'"
+        raise InvalidInput(message, field="week_start") from None
+
+
+def _parse_origins(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > 100:
+        raise InvalidInput("'origins' must be a list of at most 100 origins", field="origins")
+    out: list[str] = []
+    for item in value:
+        origin = normalize_origin(item) if isinstance(item, str) else None
+        if origin is None:
+            raise InvalidInput(
+                f"'origins' holds {item!r}, which is not scheme://host[:port]", field="origins"
+            )
+        if origin not in out:
+            out.append(origin)
+    return tuple(out)
+
+
+def _int_between(name: str, low: int, high: int) -> Any:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidInput(f"'{name}' must be a whole number from {low} to {high}", field=name)
+        return value
+
+    return parse
+
+
+def _parse_box_metric(value: Any) -> str:
+    if value not in METRICS:
+        raise InvalidInput(f"'box_metric' must be one of {', '.join(METRICS)}", field="box_metric")
+    return str(value)
+
+
+def parse_offsets(value: Any) -> Offsets:
+    if not isinstance(value, Mapping):
+        raise InvalidInput("'offsets' must be an object", field="offsets")
+    counts: dict[str, int] = {}
+    for key, count in value.items():
+        if key not in METRICS:
+            raise InvalidInput(f"unknown field 'offsets.{key}'", field=f"offsets.{key}")
+        counts[key] = _int_between(f"offsets.{key}", 0, MAX_COUNT)(count)
+    return Offsets(**counts)
+
+
+def _parse_bool(name: str) -> Any:
+    def parse(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise InvalidInput(f"'{name}' must be true or false", field=name)
+        return value
+
+    return parse
+
+
+_FIELD_PARSERS: dict[str, Any] = {
+    "id": _parse_id,
+    "name": _parse_name,
+    "timezone": _parse_timezone,
+    "week_start": _parse_week_start,
+    "origins": _parse_origins,
+    "online_window_seconds": _int_between("online_window_seconds", 10, 3600),
+    "session_timeout_seconds": _int_between("session_timeout_seconds", 60, 86400),
+    "box_metric": _parse_box_metric,
+    "offsets": parse_offsets,
+    "honor_gpc": _parse_bool("honor_gpc"),
+}
+
+
+def site_from_stored(data: Mapping[str, Any]) -> Site:
+    """A site as the store keeps it (``to_dict``); validated like any input."""
+    return Site.create(data)
+
+
+class SiteStore(Protocol):
+    def load_site(self, site_id: str) -> dict[str, Any] | None: ...
+    def save_site(self, site: dict[str, Any]) -> None: ...
+    def site_ids(self) -> list[str]: ...
+
+
+class SiteRegistry:
+    """Sites by id, cached for a few seconds so a hit needs no extra round trip."""
+
+    def __init__(self, store: SiteStore, cache_seconds: float = 5.0) -> None:
+        self._store = store
+        self._ttl = cache_seconds
+        self._cache: dict[str, tuple[float, Site | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, site_id: str) -> Site:
+        """The site, or UnknownSite; unknown ids are cached too, so probing them is cheap."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(site_id)
+        if cached is not None and cached[0] > now:
+            site = cached[1]
+        else:
+            stored = self._store.load_site(site_id)
+            site = None if stored is None else site_from_stored(stored)
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[site_id] = (now + self._ttl, site)
+        if site is None:
+            raise UnknownSite(site_id)
+        return site
+
+    def save(self, site: Site) -> None:
+        self._store.save_site(site.to_dict())
+        self.forget(site.id)
+
+    def forget(self, site_id: str) -> None:
+        with self._lock:
+            self._cache.pop(site_id, None)
+
+    def all(self) -> list[Site]:
+        sites = []
+        for site_id in sorted(self._store.site_ids()):
+            stored = self._store.load_site(site_id)
+            if stored is not None:
+                sites.append(site_from_stored(stored))
+        return sites
+
+    def upsert(self, data: Mapping[str, Any]) -> Site:
+        """Register a site, or update the fields given of one that exists."""
+        site_id = _parse_id(data.get("id"))
+        try:
+            current = self.get(site_id)
+        except UnknownSite:
+            site = Site.create(data)
+        else:
+            site = current.updated({k: v for k, v in data.items() if k != "id"})
+        self.save(site)
+        return site
+
+
+def read_sites_file(path: Path) -> list[dict[str, Any]]:
+    """The ``[[site]]`` tables of a TOML sites file, checked field by field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise SettingsError("ANALYTICS_SITES_FILE", f"cannot read {str(path)!r}: {err}") from None
+    extra = set(data) - {"site"}
+    tables = data.get("site", [])
+    if extra or not isinstance(tables, list):
+        raise SettingsError("ANALYTICS_SITES_FILE", "expects only [[site]] tables")
+    for number, table in enumerate(tables, start=1):
+        try:
+            Site.create(table)
+        except InvalidInput as err:
+            raise SettingsError("ANALYTICS_SITES_FILE", f"site #{number}: {err.message}") from None
+    return [dict(t) for t in tables]
+
+
+DEMO_SITE: dict[str, Any] = {"id": "demo", "name": "Demo", "timezone": DEFAULT_TIMEZONE}
+
+
+def seed_sites(registry: SiteRegistry, sites_file: Path | None) -> list[Site]:
+    """Register or update the sites of the sites file, or the demo site when there is none."""
+    if sites_file is not None:
+        return [registry.upsert(entry) for entry in read_sites_file(sites_file)]
+    try:
+        return [registry.get(DEMO_SITE["id"])]
+    except UnknownSite:
+        return [registry.upsert(DEMO_SITE)]

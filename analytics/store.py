@@ -1,0 +1,187 @@
+"""CounterStore: the only module that talks to Redis. One round trip per hit and per read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+
+from analytics.errors import AnalyticsError, StoreUnavailable
+from analytics.keys import KeySpace
+from analytics.periods import Period
+
+RedisClient = redis.Redis | RedisCluster
+ErrorObserver = Callable[[str], None]
+
+_UNAVAILABLE = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+)
+
+
+class StoreError(AnalyticsError):
+    """Redis answered with an error that is not an outage."""
+
+    code = "store_error"
+
+
+def connect(url: str, *, timeout: float = 2.0) -> RedisClient:
+    """A client for ``url``; ``redis+cluster://`` and ``rediss+cluster://`` reach a Cluster."""
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if url.startswith(("redis+cluster://", "rediss+cluster://")):
+        return RedisCluster.from_url(url.replace("+cluster", "", 1), **options)
+    return redis.Redis.from_url(url, health_check_interval=30, **options)
+
+
+def _script(client: RedisClient, name: str) -> Script:
+    source = resources.files("analytics").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    return client.register_script(source)
+
+
+@dataclass(frozen=True)
+class HitLimits:
+    session_timeout_ms: int
+    online_keep_ms: int
+    reload_ms: int
+    per_visitor: int
+    per_network: int
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    pageviews: int
+    visits: int
+    visitors: int
+
+
+class CounterStore:
+    def __init__(
+        self,
+        client: RedisClient,
+        keys: KeySpace | None = None,
+        on_error: ErrorObserver | None = None,
+    ) -> None:
+        self.client = client
+        self.keys = keys or KeySpace()
+        self._on_error = on_error
+        self._hit = _script(client, "hit")
+        self._read = _script(client, "read")
+
+    @contextmanager
+    def _call(self, operation: str) -> Iterator[None]:
+        """Wraps every driver error once, here, into the service's own errors."""
+        try:
+            yield
+        except redis.RedisError as err:
+            if self._on_error is not None:
+                self._on_error(operation)
+            if isinstance(err, _UNAVAILABLE):
+                raise StoreUnavailable(f"Redis is unavailable ({operation})") from err
+            raise StoreError(f"Redis refused {operation}: {err}") from err
+
+    # -- counting ---------------------------------------------------------------
+
+    def record_hit(
+        self,
+        site_id: str,
+        periods: Sequence[Period],
+        *,
+        kind: str,
+        visitor: str,
+        network: str,
+        page: str,
+        now_ms: int,
+        limits: HitLimits,
+    ) -> str:
+        """Counts one hit in every period atomically; returns the script's outcome."""
+        k = self.keys
+        minute = now_ms // 60_000
+        keys = [
+            k.online(site_id),
+            k.reload_guard(site_id, visitor, page),
+            k.visitor_rate(site_id, visitor, minute),
+            k.network_rate(site_id, network, minute),
+        ]
+        for period in periods:
+            keys += [k.counts(site_id, period), k.visitors(site_id, period)]
+        args: list[str | int] = [
+            now_ms,
+            kind,
+            visitor,
+            limits.session_timeout_ms,
+            limits.online_keep_ms,
+            limits.reload_ms,
+            limits.per_visitor,
+            limits.per_network,
+        ]
+        with self._call("record_hit"):
+            outcome = self._hit(keys=keys, args=args)
+        return outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+
+    def read_windows(
+        self, site_id: str, windows: Sequence[Period], online_since_ms: int
+    ) -> tuple[int, list[WindowCounts]]:
+        """The online count and the counts of each window, in one atomic round trip."""
+        k = self.keys
+        keys = [k.online(site_id)]
+        for period in windows:
+            keys += [k.counts(site_id, period), k.visitors(site_id, period)]
+        with self._call("read_windows"):
+            raw = self._read(keys=keys, args=[online_since_ms])
+        values = [int(v) for v in raw]
+        counts = [WindowCounts(*values[i : i + 3]) for i in range(1, len(values), 3)]
+        return values[0], counts
+
+    # -- salts ----------------------------------------------------------------
+
+    def salt(self, day: date, candidate: bytes, expires: datetime) -> bytes:
+        """The shared salt of ``day``: ``candidate`` if none existed yet, else the stored one."""
+        key = self.keys.salt(day.isoformat())
+        with self._call("salt"):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(key, candidate, nx=True, exat=int(expires.timestamp()))
+            pipe.get(key)
+            _, stored = pipe.execute()
+        return bytes(stored)
+
+    # -- sites ------------------------------------------------------------------
+
+    def load_site(self, site_id: str) -> dict[str, Any] | None:
+        with self._call("load_site"):
+            raw = self.client.get(self.keys.site_config(site_id))
+        return None if raw is None else dict(json.loads(raw))
+
+    def save_site(self, site: dict[str, Any]) -> None:
+        site_id = site["id"]
+        with self._call("save_site"):
+            self.client.set(self.keys.site_config(site_id), json.dumps(site, ensure_ascii=False))
+            self.client.sadd(self.keys.sites_index(), site_id)
+
+    def site_ids(self) -> list[str]:
+        with self._call("site_ids"):
+            members = self.client.smembers(self.keys.sites_index())
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    # -- operations -------------------------------------------------------------
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            if self._on_error is not None:
+                self._on_error("ping")
+            return False
+
+    def close(self) -> None:
+        self.client.close()
