@@ -48,7 +48,7 @@ def create_app(
         reload_seconds=settings.duplicate_window_seconds,
         read_cache_seconds=settings.read_cache_seconds,
     )
-    counter = Counter(store, sites, Salts(store.salt), clock, policy)
+    counter = Counter(store, sites, Salts(store.salt, clock), clock, policy)
 
     app = Flask(__name__)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]

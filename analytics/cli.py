@@ -8,13 +8,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from analytics.embedded import EmbeddedRedis
 from analytics.errors import AnalyticsError
 from analytics.settings import Settings
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 log = logging.getLogger("analytics")
 
@@ -42,6 +45,22 @@ def redis_for(settings: Settings) -> Iterator[Settings]:
         log.info("embedded Redis stopped; data kept in %s", embedded.data_dir)
 
 
+def build_server(app: WSGIApplication, *, host: str, port: int, threads: int) -> Any:
+    """The waitress server of ``analytics serve`` (the benchmark in bench/ builds the same)."""
+    from waitress import create_server
+
+    # X-Forwarded-For is judged once, by ProxyFix in create_app, per ANALYTICS_TRUSTED_PROXIES;
+    # waitress must pass it through rather than strip it.
+    return create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="visit-analytics",
+        clear_untrusted_proxy_headers=False,
+    )
+
+
 @click.group()
 def cli() -> None:
     """visit-analytics: a self-hosted visit counter."""
@@ -53,17 +72,13 @@ def cli() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 def serve(host: str, port: int) -> None:
     """The whole service on one machine: web server and, without a Redis URL, an embedded Redis."""
-    from waitress import create_server
-
     from analytics import create_app
 
     settings = Settings.load()
     signal.signal(signal.SIGTERM, _on_sigterm)
     with redis_for(settings) as ready:
         app = create_app(ready)
-        server = create_server(
-            app, host=host, port=port, threads=ready.serve_threads, ident="visit-analytics"
-        )
+        server = build_server(app, host=host, port=port, threads=ready.serve_threads)
         base = f"http://{host if ':' not in host else f'[{host}]'}:{server.effective_port}"
         click.echo(f"visit-analytics is serving on {base}")
         click.echo(f"  counters of the demo site: {base}/api/v1/sites/demo/counters")

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from threading import Lock
 
+from analytics.clock import Clock
+
 SALT_BYTES = 32
 
-SaltSource = Callable[[date, bytes, datetime], bytes]
-"""Given a day, a fresh candidate salt and its expiry, returns the salt every process shares."""
+SaltSource = Callable[[date, bytes, int], bytes]
+"""Given a day, a fresh candidate salt and its lifetime in seconds, returns the shared salt."""
 
 
 def new_salt() -> bytes:
@@ -52,8 +54,9 @@ def page_id(url: str) -> str:
 class Salts:
     """The salt of each local day, fetched once per process per day from a shared source."""
 
-    def __init__(self, fetch: SaltSource) -> None:
+    def __init__(self, fetch: SaltSource, clock: Clock) -> None:
         self._fetch = fetch
+        self._clock = clock
         self._cache: dict[date, bytes] = {}
         self._lock = Lock()
 
@@ -62,7 +65,9 @@ class Salts:
             salt = self._cache.get(day)
         if salt is not None:
             return salt
-        salt = self._fetch(day, new_salt(), salt_expiry(day))
+        # The lifetime is measured on the service's clock, never on Redis's.
+        lifetime = int((salt_expiry(day) - self._clock()).total_seconds())
+        salt = self._fetch(day, new_salt(), max(lifetime, 3600))
         with self._lock:
             for old in [d for d in self._cache if d < day - timedelta(days=2)]:
                 del self._cache[old]

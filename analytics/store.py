@@ -6,13 +6,15 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from importlib import resources
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
+from redis.retry import Retry
 
 from analytics.errors import AnalyticsError, StoreUnavailable
 from analytics.keys import KeySpace
@@ -39,9 +41,12 @@ class StoreError(AnalyticsError):
 def connect(url: str, *, timeout: float = 2.0) -> RedisClient:
     """A client for ``url``; ``redis+cluster://`` and ``rediss+cluster://`` reach a Cluster."""
     options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    # One quick retry covers a dropped connection; a Redis that is down must fail fast, not
+    # hold a beacon for seconds of backoff.
+    retry = Retry(ExponentialBackoff(cap=0.05, base=0.01), 1)
     if url.startswith(("redis+cluster://", "rediss+cluster://")):
         return RedisCluster.from_url(url.replace("+cluster", "", 1), **options)
-    return redis.Redis.from_url(url, health_check_interval=30, **options)
+    return redis.Redis.from_url(url, health_check_interval=30, retry=retry, **options)
 
 
 def _script(client: RedisClient, name: str) -> Script:
@@ -145,12 +150,12 @@ class CounterStore:
 
     # -- salts ----------------------------------------------------------------
 
-    def salt(self, day: date, candidate: bytes, expires: datetime) -> bytes:
+    def salt(self, day: date, candidate: bytes, lifetime_seconds: int) -> bytes:
         """The shared salt of ``day``: ``candidate`` if none existed yet, else the stored one."""
         key = self.keys.salt(day.isoformat())
         with self._call("salt"):
             pipe = self.client.pipeline(transaction=False)
-            pipe.set(key, candidate, nx=True, exat=int(expires.timestamp()))
+            pipe.set(key, candidate, nx=True, ex=lifetime_seconds)
             pipe.get(key)
             _, stored = pipe.execute()
         return bytes(stored)

@@ -1,6 +1,6 @@
 -- Records one hit of one site atomically: rate limits, reload guard, online set, every window.
 -- KEYS[1]    online sorted set: visitor id -> last seen (ms)
--- KEYS[2]    reload guard of (visitor, page)
+-- KEYS[2]    reload guard of (visitor, page): when its last view was counted (ms)
 -- KEYS[3]    per-visitor hit counter for the current minute
 -- KEYS[4]    per-network hit counter for the current minute
 -- KEYS[5..]  pairs (counts hash, visitors HyperLogLog), one pair per period the hit adds to
@@ -34,9 +34,14 @@ if ARGV[2] == 'heartbeat' then
   return 'heartbeat'
 end
 
+-- The guard holds the time of the counted view; its TTL only cleans up, the clock decides.
 local reload_ms = tonumber(ARGV[6])
-if reload_ms > 0 and not redis.call('SET', KEYS[2], '1', 'PX', reload_ms, 'NX') then
-  return 'duplicate'
+if reload_ms > 0 then
+  local counted_at = tonumber(redis.call('GET', KEYS[2]))
+  if counted_at and math.abs(now - counted_at) < reload_ms then
+    return 'duplicate'
+  end
+  redis.call('SET', KEYS[2], now, 'PX', reload_ms)
 end
 
 local visit = (not last_seen) or (tonumber(last_seen) < now - tonumber(ARGV[4]))

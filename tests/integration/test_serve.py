@@ -1,0 +1,124 @@
+"""The README's first command, for real: `analytics serve` with its embedded Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics.embedded import free_port
+from tests.conftest import BROWSER_UA
+
+pytestmark = pytest.mark.slow
+
+ANALYTICS = str(Path(sys.executable).parent / "analytics")
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    env.update(ANALYTICS_DATA_DIR=str(data_dir), **extra)
+    return env
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+@contextmanager
+def serving(workdir: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [ANALYTICS, "serve", "--port", str(port)],
+        cwd=workdir,
+        # No read cache, so a read straight after a hit sees it.
+        env=_env(workdir / "data", ANALYTICS_READ_CACHE_SECONDS="0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if _get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read() if process.stdout else ""
+                raise AssertionError(f"serve did not start: {output}")
+            time.sleep(0.05)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _post_hit(port: int, n: int) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/hit",
+        data=json.dumps({"site": "demo", "url": f"https://example.vn/tin-tuc/{n}"}).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": BROWSER_UA},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return int(response.status)
+
+
+def _totals(port: int) -> dict[str, Any]:
+    status, body = _get(f"http://127.0.0.1:{port}/api/v1/sites/demo/counters")
+    assert status == 200
+    windows: dict[str, Any] = json.loads(body)["windows"]
+    return {name: windows[name] for name in ("today", "total")}
+
+
+def test_serve_counts_and_keeps_counts_across_a_restart(tmp_path: Path) -> None:
+    port = free_port()
+    with serving(tmp_path, port) as first:
+        assert [_post_hit(port, n) for n in range(5)] == [204] * 5
+        assert _get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        before = _totals(port)
+        assert before["total"]["pageviews"] == 5
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+        output = first.stdout.read() if first.stdout else ""
+    assert f"http://127.0.0.1:{port}" in output
+    assert "/api/v1/sites/demo/counters" in output
+    assert (tmp_path / "data" / "appendonly.aof").is_file()
+    assert not (tmp_path / "data" / "redis.sock").exists()
+
+    with serving(tmp_path, port):
+        assert _totals(port) == before
+        _post_hit(port, 99)
+        assert _totals(port)["total"]["pageviews"] == 6
+
+
+def test_a_bad_setting_stops_the_start_naming_it(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [ANALYTICS, "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=_env(tmp_path / "data", ANALYTICS_TRUSTED_PROXIES="two"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "ANALYTICS_TRUSTED_PROXIES" in result.stderr
+    assert "whole number" in result.stderr
