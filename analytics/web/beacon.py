@@ -11,7 +11,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, request
 
 from analytics.counter import Hit, Kind, Outcome
-from analytics.errors import AnalyticsError, InvalidInput, StoreUnavailable, UnknownSite
+from analytics.errors import (
+    AnalyticsError,
+    InvalidInput,
+    PayloadTooLarge,
+    StoreUnavailable,
+    UnknownSite,
+)
 from analytics.services import services
 from analytics.sites import valid_site_id
 
@@ -26,6 +32,10 @@ NO_CACHE = "no-store, no-cache, must-revalidate, max-age=0"
 
 def _has_control(text: str) -> bool:
     return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+def _has_space(text: str) -> bool:
+    return any(c.isspace() for c in text)
 
 
 def _text(data: Mapping[str, Any], name: str, *, required: bool) -> str | None:
@@ -59,13 +69,20 @@ def parse_hit_fields(data: Any) -> tuple[str, str, Kind]:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise InvalidInput("'url' is not a valid URL", field="url") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or _has_space(url):
         raise InvalidInput("'url' must be an absolute http or https URL", field="url")
     _text(data, "referrer", required=False)
-    kind = data.get("type", Kind.PAGEVIEW.value)
+    kind = data.get("type")
+    if kind is None:
+        kind = Kind.PAGEVIEW.value
     if kind not in (Kind.PAGEVIEW.value, Kind.HEARTBEAT.value):
         raise InvalidInput("'type' must be 'pageview' or 'heartbeat'", field="type")
     return str(site), url, Kind(kind)
+
+
+def _not_json(name: str) -> Any:
+    """NaN, Infinity and -Infinity, which Python's json accepts and JSON does not."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _read_json_body() -> Any:
@@ -74,10 +91,13 @@ def _read_json_body() -> Any:
         raise InvalidInput(
             "send the hit as text/plain or application/json", code="unsupported_content_type"
         )
-    request.max_content_length = MAX_BODY
+    # One byte over the limit, so that a streamed (chunked) body over 8 KiB is seen, not cut.
+    request.max_content_length = MAX_BODY + 1
     body = request.get_data(cache=False)
+    if len(body) > MAX_BODY:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
     try:
-        return json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"), parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
 
@@ -118,7 +138,7 @@ def _cors(response: Response) -> Response:
     return response
 
 
-@bp.post("/api/v1/hit")
+@bp.post("/api/v1/hit", provide_automatic_options=False)
 def hit() -> Response:
     try:
         data = _read_json_body()

@@ -1,0 +1,57 @@
+from datetime import UTC, date, datetime
+
+from analytics.clock import FixedClock
+from analytics.identity import Salts, network_id, page_id, salt_expiry, visitor_id
+
+SALT = b"s" * 32
+
+
+def test_visitor_ids_are_keyed_and_distinct() -> None:
+    a = visitor_id(SALT, "demo", "203.0.113.7", "Firefox")
+    assert a == visitor_id(SALT, "demo", "203.0.113.7", "Firefox")
+    assert len(a) == 32 and int(a, 16) >= 0
+    others = {
+        visitor_id(b"t" * 32, "demo", "203.0.113.7", "Firefox"),  # next day's salt
+        visitor_id(SALT, "other", "203.0.113.7", "Firefox"),
+        visitor_id(SALT, "demo", "203.0.113.8", "Firefox"),
+        visitor_id(SALT, "demo", "203.0.113.7", "Chrome"),
+        # The separator keeps fields apart: no ambiguity from concatenation.
+        visitor_id(SALT, "demo", "203.0.113.7F", "irefox"),
+    }
+    assert a not in others and len(others) == 5
+
+
+def test_ids_reveal_neither_address_nor_agent() -> None:
+    vid = visitor_id(SALT, "demo", "203.0.113.7", "Firefox")
+    nid = network_id(SALT, "demo", "203.0.113.7")
+    for secret in ("203", "113", "Firefox"):
+        assert secret not in vid and secret not in nid
+    assert nid != vid
+
+
+def test_page_ids_hash_the_url() -> None:
+    assert page_id("https://example.vn/a") != page_id("https://example.vn/b")
+    assert len(page_id("https://example.vn/tin-tức")) == 24
+
+
+def test_a_salt_lives_until_its_day_has_ended_everywhere() -> None:
+    # 2026-11-26 ends last at UTC-12, at 2026-11-27T12:00Z; the salt goes at midnight after.
+    assert salt_expiry(date(2026, 11, 26)) == datetime(2026, 11, 28, tzinfo=UTC)
+
+
+def test_salts_are_fetched_once_per_day_and_shared() -> None:
+    calls: list[tuple[date, int]] = []
+    shared: dict[date, bytes] = {}
+
+    def fetch(day: date, candidate: bytes, lifetime: int) -> bytes:
+        calls.append((day, lifetime))
+        return shared.setdefault(day, candidate)
+
+    clock = FixedClock(datetime(2026, 11, 26, 5, 0, tzinfo=UTC))
+    one, two = Salts(fetch, clock), Salts(fetch, clock)
+    day = date(2026, 11, 26)
+    assert one.for_day(day) == one.for_day(day) == two.for_day(day)  # two processes agree
+    assert len(calls) == 2  # once per process
+    assert calls[0][1] == 43 * 3600  # until 2026-11-28T00:00Z
+    assert one.for_day(date(2026, 11, 27)) != one.for_day(day)
+    assert len(one.for_day(day)) == 32
