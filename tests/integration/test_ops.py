@@ -1,0 +1,131 @@
+"""Operations: health, readiness, metrics, and how the service behaves when Redis goes away."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry
+
+from analytics import create_app
+from analytics.clock import FixedClock
+from analytics.embedded import EmbeddedRedis
+from analytics.services import Services
+from analytics.settings import Settings
+from tests.conftest import hit
+
+
+def test_healthz_and_readyz(client: FlaskClient) -> None:
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+
+
+def test_metrics_expose_hits_by_outcome_and_request_latency(
+    client: FlaskClient, services: Services
+) -> None:
+    hit(client)
+    hit(client, ua="curl/8.5.0")
+    client.get("/api/v1/sites/demo/counters")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert 'analytics_hits_total{outcome="counted"} 1.0' in text
+    assert 'analytics_hits_total{outcome="bot"} 1.0' in text
+    assert 'analytics_hits_total{outcome="rate_limited"} 0.0' in text  # every outcome, from 0
+    registry = services.metrics.registry
+    count = registry.get_sample_value(
+        "analytics_http_request_duration_seconds_count", {"route": "/api/v1/hit"}
+    )
+    assert count == 2
+    requests = registry.get_sample_value(
+        "analytics_http_requests_total",
+        {"route": "/api/v1/sites/<site_id>/counters", "method": "GET", "status": "200"},
+    )
+    assert requests == 1
+
+
+def test_route_labels_stay_bounded(client: FlaskClient, services: Services) -> None:
+    for n in range(5):
+        client.get(f"/no/such/page/{n}")
+        client.get(f"/api/v1/sites/site-{n}/counters")
+    registry = services.metrics.registry
+    unmatched = registry.get_sample_value(
+        "analytics_http_requests_total", {"route": "unmatched", "method": "GET", "status": "404"}
+    )
+    assert unmatched == 5
+    labels = {
+        s.labels["route"]
+        for metric in registry.collect()
+        if metric.name == "analytics_http_requests"
+        for s in metric.samples
+    }
+    assert labels == {"unmatched", "/api/v1/sites/<site_id>/counters"}
+
+
+def test_counters_are_readable_cross_origin(client: FlaskClient) -> None:
+    response = client.get("/api/v1/sites/demo/counters")
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    missing = client.get("/api/v1/sites/nope/counters")
+    assert missing.status_code == 404
+    assert missing.get_json()["error"]["code"] == "unknown_site"
+    assert client.get("/api/v1/sites/NOT%20A%20SITE/counters").status_code == 404
+
+
+def test_the_read_cache_is_at_most_its_age(
+    settings: Settings, clock: FixedClock, redis_client: object
+) -> None:
+    app = create_app(
+        settings.replace(read_cache_seconds=1), clock=clock, registry=CollectorRegistry()
+    )
+    client = app.test_client()
+    assert client.get("/api/v1/sites/demo/counters").get_json()["online"] == 0
+    hit(client)
+    cached = client.get("/api/v1/sites/demo/counters").get_json()
+    assert cached["online"] == 0  # served from the cache
+    clock.advance(1)
+    fresh = client.get("/api/v1/sites/demo/counters").get_json()
+    assert fresh["online"] == 1
+    assert fresh["windows"]["today"]["pageviews"] == 1
+
+
+@pytest.fixture
+def doomed_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_when_redis_goes_away(doomed_redis: EmbeddedRedis, clock: FixedClock) -> None:
+    app: Flask = create_app(
+        Settings(redis_url=doomed_redis.url, read_cache_seconds=0, site_cache_seconds=0),
+        clock=clock,
+        registry=CollectorRegistry(),
+    )
+    client = app.test_client()
+    assert hit(client) == 204
+    doomed_redis.stop()
+
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.headers["Retry-After"]
+    for response in (
+        client.get("/api/v1/sites/demo/counters"),
+        client.post(
+            "/api/v1/hit",
+            data='{"site": "demo", "url": "https://example.vn/"}',
+            content_type="text/plain",
+            headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0"},
+        ),
+    ):
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert response.get_json()["error"]["code"] == "store_unavailable"
+    services: Services = app.extensions["analytics"]
+    registry = services.metrics.registry
+    assert registry.get_sample_value("analytics_redis_errors_total", {"operation": "ping"}) == 1
+    assert registry.get_sample_value("analytics_hits_total", {"outcome": "store_unavailable"}) == 1
