@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from analytics import filters
 from analytics.clock import Clock, epoch_ms
+from analytics.errors import StoreUnavailable
 from analytics.identity import Salts, network_id, page_id, visitor_id
 from analytics.periods import WINDOWS, Period, local_date, periods_of_hit, windows_at
 from analytics.sites import Offsets, Site, SiteRegistry
@@ -132,15 +133,24 @@ class Counter:
         )
 
     def counters(self, site_id: str) -> dict[str, Any]:
-        """The counters document of API.md, from a cache at most ``read_cache_seconds`` old."""
+        """The counters document of API.md, from a cache at most ``read_cache_seconds`` old.
+
+        While Redis is unavailable, the last document read is answered with ``"stale": true``.
+        """
         now = self.clock()
         stamp = now.timestamp()
         with self._cache_lock:
             cached = self._cache.get(site_id)
         if cached is not None and 0 <= stamp - cached[0] < self.policy.read_cache_seconds:
             return cached[1]
-        site = self.sites.get(site_id)
-        doc = self._read(site, now)
+        try:
+            site = self.sites.get(site_id)
+            doc = self._read(site, now)
+        except StoreUnavailable:
+            if cached is None:
+                raise
+            # Better the last known numbers, marked as such, than an empty box.
+            return {**cached[1], "stale": True}
         with self._cache_lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

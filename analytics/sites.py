@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from analytics.errors import InvalidInput, SettingsError, UnknownSite
+from analytics.errors import InvalidInput, SettingsError, StoreUnavailable, UnknownSite
 from analytics.periods import WeekStart
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -244,7 +244,12 @@ class SiteRegistry:
         if cached is not None and cached[0] > now:
             site = cached[1]
         else:
-            stored = self._store.load_site(site_id)
+            try:
+                stored = self._store.load_site(site_id)
+            except StoreUnavailable:
+                if cached is None or cached[1] is None:
+                    raise
+                return cached[1]  # what we knew is better than nothing while Redis is away
             site = None if stored is None else site_from_stored(stored)
             with self._lock:
                 if len(self._cache) > 10_000:

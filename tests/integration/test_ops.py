@@ -108,13 +108,18 @@ def test_when_redis_goes_away(doomed_redis: EmbeddedRedis, clock: FixedClock) ->
     )
     client = app.test_client()
     assert hit(client) == 204
+    known = client.get("/api/v1/sites/demo/counters").get_json()
     doomed_redis.stop()
 
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.headers["Retry-After"]
+    # A site read before keeps answering its last numbers, marked stale; others answer 503.
+    stale = client.get("/api/v1/sites/demo/counters")
+    assert stale.status_code == 200
+    assert stale.get_json() == {**known, "stale": True}
     for response in (
-        client.get("/api/v1/sites/demo/counters"),
+        client.get("/api/v1/sites/other/counters"),
         client.post(
             "/api/v1/hit",
             data='{"site": "demo", "url": "https://example.vn/"}',
@@ -129,3 +134,5 @@ def test_when_redis_goes_away(doomed_redis: EmbeddedRedis, clock: FixedClock) ->
     registry = services.metrics.registry
     assert registry.get_sample_value("analytics_redis_errors_total", {"operation": "ping"}) == 1
     assert registry.get_sample_value("analytics_hits_total", {"outcome": "store_unavailable"}) == 1
+    errors = registry.get_sample_value("analytics_redis_errors_total", {"operation": "record_hit"})
+    assert errors == 1
