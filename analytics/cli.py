@@ -22,12 +22,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("analytics")
 
 
-class Stop(Exception):
-    """Raised in the main thread by SIGTERM, so shutdown runs the same path as Ctrl-C."""
+class Stop(SystemExit):
+    """Raised in the main thread by SIGTERM or SIGINT, so both take one shutdown path.
+
+    A SystemExit, because waitress's event loop re-raises only SystemExit and
+    KeyboardInterrupt from a connection's handlers and swallows anything else:
+    a plain Exception raised there by the signal would be lost and serving go on.
+    Exits 0 when it escapes (a signal during start-up).
+    """
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+def on_stop_signal(signum: int, frame: FrameType | None) -> NoReturn:
     raise Stop
+
+
+def handle_stop_signals() -> None:
+    signal.signal(signal.SIGTERM, on_stop_signal)
+    signal.signal(signal.SIGINT, on_stop_signal)
 
 
 @contextmanager
@@ -64,7 +75,13 @@ def build_server(app: WSGIApplication, *, host: str, port: int, threads: int) ->
 @click.group()
 def cli() -> None:
     """visit-analytics: a self-hosted visit counter."""
+    configure_logging()
+
+
+def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Under load waitress warns of its queue depth on nearly every request: noise that costs CPU.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 @cli.command()
@@ -75,7 +92,7 @@ def serve(host: str, port: int) -> None:
     from analytics import create_app
 
     settings = Settings.load()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    handle_stop_signals()
     with redis_for(settings) as ready:
         app = create_app(ready)
         server = build_server(app, host=host, port=port, threads=ready.serve_threads)
@@ -84,7 +101,7 @@ def serve(host: str, port: int) -> None:
         click.echo(f"  counters of the demo site: {base}/api/v1/sites/demo/counters")
         try:
             server.run()
-        except (KeyboardInterrupt, Stop):
+        except Stop:
             log.info("stopping")
         finally:
             server.close()

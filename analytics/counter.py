@@ -14,7 +14,22 @@ from analytics.errors import StoreUnavailable
 from analytics.identity import Salts, network_id, page_id, visitor_id
 from analytics.periods import WINDOWS, Period, local_date, periods_of_hit, windows_at
 from analytics.sites import Offsets, Site, SiteRegistry
-from analytics.store import HitLimits, WindowCounts
+
+
+@dataclass(frozen=True)
+class HitLimits:
+    session_timeout_ms: int
+    online_keep_ms: int
+    reload_ms: int
+    per_visitor: int
+    per_network: int
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    pageviews: int
+    visits: int
+    visitors: int
 
 
 class Outcome(StrEnum):
@@ -53,7 +68,7 @@ class Hit:
 class Policy:
     """Service-wide limits of the counting rules."""
 
-    per_visitor_per_minute: int = 60
+    per_visitor_per_minute: int = 300
     per_network_per_minute: int = 1200
     reload_seconds: int = 10
     read_cache_seconds: float = 1.0
@@ -112,7 +127,7 @@ class Counter:
         salt = self.salts.for_day(day)
         result = self.store.record_hit(
             site.id,
-            periods_of_hit(day, site.week_start),
+            periods_of_hit(day, site.week_start) if hit.kind is Kind.PAGEVIEW else (),
             kind=str(hit.kind),
             visitor=visitor_id(salt, site.id, hit.client_ip, hit.user_agent),
             network=network_id(salt, site.id, hit.client_ip),
@@ -180,8 +195,3 @@ class Counter:
             "online": online,
             "windows": doc_windows,
         }
-
-    def forget(self, site_id: str) -> None:
-        """Drops the cached document of a site (after an admin change)."""
-        with self._cache_lock:
-            self._cache.pop(site_id, None)

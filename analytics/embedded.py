@@ -52,7 +52,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: Redis gets SIGTERM if the service dies without stopping it."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -61,13 +61,15 @@ def _die_with_parent() -> None:
 class EmbeddedRedis:
     """A redis-server on a unix socket (or loopback TCP) keeping an AOF under ``data_dir``.
 
-    One data directory serves one instance at a time: a lock file held for the
-    lifetime of the server says so, and is released by the kernel if we crash, so
-    a stale pid file or socket never blocks the next start.
+    One data directory serves one instance at a time: a lock held by us and by
+    redis-server says so, and the kernel releases it when both are gone, however
+    they ended. A stale pid file or socket never blocks the next start: Redis
+    replaces both.
     """
 
-    def __init__(self, data_dir: Path, binary: str | None = None) -> None:
+    def __init__(self, data_dir: Path, binary: str | None = None, lock_wait: float = 5.0) -> None:
         self.data_dir = data_dir.resolve()
+        self.lock_wait = lock_wait
         self.binary = binary or redis_server_binary()
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -88,39 +90,52 @@ class EmbeddedRedis:
     def start(self, timeout: float = 20.0) -> str:
         """Starts the server and waits until it answers; returns its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._take_lock()
-        self._clear_stale_files()
+        self._take_lock(timeout)
+        assert self._lock_file is not None
         config, self.url = self._config()
         conf_path = self.data_dir / "redis.conf"
-        conf_path.write_text(config, encoding="utf-8")
-        conf_path.chmod(0o600)
-        self.process = subprocess.Popen(
-            [self.binary, str(conf_path)],
-            cwd=self.data_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )
-        self._wait_ready(timeout)
+        conf_path.unlink(missing_ok=True)
+        # Created private: the loopback fallback writes a password into it.
+        with os.fdopen(os.open(conf_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(config)
+        try:
+            self.process = subprocess.Popen(
+                [self.binary, str(conf_path)],
+                cwd=self.data_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                # Redis holds the lock too, so that no second server can start on this
+                # directory while it lives, even if we die without stopping it.
+                pass_fds=(self._lock_file.fileno(),),
+                # Its own session: a Ctrl-C in the terminal reaches us alone, and we stop
+                # Redis only after the hits in flight are counted.
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         log.info("embedded Redis ready at %s (data in %s)", self._public_url(), self.data_dir)
         return self.url
 
-    def _take_lock(self) -> None:
+    def _take_lock(self, timeout: float) -> None:
+        """The data directory's lock; waits a little for a Redis whose owner just died to exit."""
         handle = (self.data_dir / "analytics.lock").open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise EmbeddedRedisError(
-                f"another analytics process is using the data directory {self.data_dir}"
-            ) from None
+        deadline = time.monotonic() + min(timeout, self.lock_wait)
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    raise EmbeddedRedisError(
+                        f"another analytics process is using the data directory {self.data_dir}"
+                    ) from None
+                time.sleep(0.05)
         self._lock_file = handle
-
-    def _clear_stale_files(self) -> None:
-        # We hold the lock, so whatever a previous run left behind belongs to nobody now.
-        for stale in (self.socket_path, self.pid_path):
-            stale.unlink(missing_ok=True)
 
     def _config(self) -> tuple[str, str]:
         lines = [
@@ -166,7 +181,6 @@ class EmbeddedRedis:
                 time.sleep(0.05)
         finally:
             client.close()
-        self.stop()
         raise EmbeddedRedisError(f"redis-server did not answer within {timeout:.0f} s")
 
     def _log_tail(self) -> str:

@@ -41,11 +41,6 @@ class PayloadTooLarge(AnalyticsError):
     code = "payload_too_large"
 
 
-class Conflict(AnalyticsError):
-    status = 409
-    code = "conflict"
-
-
 class StoreUnavailable(AnalyticsError):
     """Redis did not answer; raised once, by the store, wrapping the driver's error."""
 

@@ -14,13 +14,20 @@ from crawlerdetect import CrawlerDetect
 from analytics.sites import normalize_origin, origin_of_url
 
 _DETECTOR = CrawlerDetect()
+MAX_USER_AGENT = 512
+"""Browsers send 100 to 300 characters. The detector's cost grows with the length, so a
+longer agent is taken for what it is, a tool's, without running the patterns."""
+
+
+def is_bot(user_agent: str) -> bool:
+    """Crawlers, spiders, HTTP libraries and headless browsers; an empty agent is no browser."""
+    if not user_agent.strip() or len(user_agent) > MAX_USER_AGENT:
+        return True
+    return _matches_crawler(user_agent)
 
 
 @lru_cache(maxsize=8192)
-def is_bot(user_agent: str) -> bool:
-    """Crawlers, spiders, HTTP libraries and headless browsers; an empty agent is no browser."""
-    if not user_agent.strip():
-        return True
+def _matches_crawler(user_agent: str) -> bool:
     return bool(_DETECTOR.isCrawler(user_agent))
 
 

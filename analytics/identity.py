@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -41,9 +42,22 @@ def visitor_id(salt: bytes, site_id: str, client_ip: str, user_agent: str) -> st
     return _keyed(salt, "visitor", site_id, client_ip, user_agent)
 
 
+def network_of(client_ip: str) -> str:
+    """The unit one client controls: an IPv4 address, or the /64 of an IPv6 one."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def network_id(salt: bytes, site_id: str, client_ip: str) -> str:
-    """The client IP as a keyed hash, for the per-IP rate limit."""
-    return _keyed(salt, "ip", site_id, client_ip)
+    """The client's network (``network_of``) as a keyed hash, for the per-network rate limit."""
+    return _keyed(salt, "ip", site_id, network_of(client_ip))
 
 
 def page_id(url: str) -> str:

@@ -47,7 +47,3 @@ class KeySpace:
 
     def salt(self, day_name: str) -> str:
         return f"{self.prefix}:salt:{day_name}"
-
-    def site_pattern(self, site_id: str) -> str:
-        """A SCAN pattern for every key of a site."""
-        return f"{self.site(site_id)}:*"

@@ -10,6 +10,8 @@ from prometheus_client import Counter as PromCounter
 
 from analytics.counter import Outcome
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods named in labels; any other is "other", so a client cannot mint label values."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -59,9 +61,8 @@ class Metrics:
     def _observe(self, response: Response) -> Response:
         started = g.pop("analytics_started", None)
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        self.requests.labels(
-            route=route, method=request.method, status=str(response.status_code)
-        ).inc()
+        method = request.method if request.method in METHODS else "other"
+        self.requests.labels(route=route, method=method, status=str(response.status_code)).inc()
         if started is not None:
             self.latency.labels(route=route).observe(time.perf_counter() - started)
         return response

@@ -97,8 +97,3 @@ def windows_at(day: date, week_start: WeekStart) -> dict[str, Period]:
         "last_month": Period(Grain.MONTH, previous_month_start(day)),
         "total": TOTAL,
     }
-
-
-def days_between(first: date, last: date) -> list[date]:
-    """Every local day from ``first`` to ``last``, both included."""
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]

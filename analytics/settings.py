@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -13,6 +14,7 @@ from typing import Any
 from analytics.errors import SettingsError
 
 ENV_PREFIX = "ANALYTICS_"
+KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 CONFIG_ENV = "ANALYTICS_CONFIG"
 DEFAULT_CONFIG_FILE = Path("config") / "analytics.toml"
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
@@ -28,7 +30,7 @@ class Settings:
     trusted_proxies: int = 0
     sites_file: Path | None = None
     key_prefix: str = "va"
-    rate_limit_visitor_per_minute: int = 60
+    rate_limit_visitor_per_minute: int = 300
     rate_limit_ip_per_minute: int = 1200
     duplicate_window_seconds: int = 10
     read_cache_seconds: float = 1.0
@@ -117,8 +119,9 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     kind = _TYPES.get(name)
     if kind is None:
         return str(raw)
-    if isinstance(raw, bool):
-        raise SettingsError(source, f"must be a number, got {raw!r}")
+    if isinstance(raw, bool) or (kind is int and isinstance(raw, float)):
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(source, f"must be {what}, got {raw!r}")
     try:
         return kind(str(raw).strip()) if isinstance(raw, str) else kind(raw)
     except ValueError:
@@ -146,8 +149,8 @@ def _validate(s: Settings) -> None:
     _bounded(s, "serve_threads", 1, 256)
     if s.sites_file is not None and not s.sites_file.is_file():
         raise SettingsError("sites_file", f"no such file {str(s.sites_file)!r}")
-    if not s.key_prefix or "{" in s.key_prefix or "}" in s.key_prefix:
-        raise SettingsError("key_prefix", "must be non-empty and without braces")
+    if not KEY_PREFIX.fullmatch(s.key_prefix):
+        raise SettingsError("key_prefix", "must be 1 to 32 of A-Z a-z 0-9 _ . -")
 
 
 def _bounded(s: Settings, name: str, low: float, high: float) -> None:

@@ -230,32 +230,44 @@ class SiteStore(Protocol):
 class SiteRegistry:
     """Sites by id, cached for a few seconds so a hit needs no extra round trip."""
 
+    MAX_UNKNOWN = 1024
+
     def __init__(self, store: SiteStore, cache_seconds: float = 5.0) -> None:
         self._store = store
         self._ttl = cache_seconds
-        self._cache: dict[str, tuple[float, Site | None]] = {}
+        # Registered sites, as many as there are; and a bounded set of ids found unknown, kept
+        # apart so that probing random ids can never push a real site out.
+        self._known: dict[str, tuple[float, Site]] = {}
+        self._unknown: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def get(self, site_id: str) -> Site:
         """The site, or UnknownSite; unknown ids are cached too, so probing them is cheap."""
         now = time.monotonic()
         with self._lock:
-            cached = self._cache.get(site_id)
-        if cached is not None and cached[0] > now:
-            site = cached[1]
-        else:
-            try:
-                stored = self._store.load_site(site_id)
-            except StoreUnavailable:
-                if cached is None or cached[1] is None:
-                    raise
-                return cached[1]  # what we knew is better than nothing while Redis is away
-            site = None if stored is None else site_from_stored(stored)
-            with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[site_id] = (now + self._ttl, site)
-        if site is None:
+            known = self._known.get(site_id)
+            unknown_until = self._unknown.get(site_id, 0.0)
+        if known is not None and known[0] > now:
+            return known[1]
+        if unknown_until > now:
+            raise UnknownSite(site_id)
+        try:
+            stored = self._store.load_site(site_id)
+        except StoreUnavailable:
+            if known is None:
+                raise
+            return known[1]  # what we knew is better than nothing while Redis is away
+        with self._lock:
+            if stored is None:
+                self._known.pop(site_id, None)
+                if len(self._unknown) >= self.MAX_UNKNOWN:
+                    self._unknown.pop(next(iter(self._unknown)))  # the oldest
+                self._unknown[site_id] = now + self._ttl
+            else:
+                site = site_from_stored(stored)
+                self._known[site_id] = (now + self._ttl, site)
+                self._unknown.pop(site_id, None)
+        if stored is None:
             raise UnknownSite(site_id)
         return site
 
@@ -265,7 +277,8 @@ class SiteRegistry:
 
     def forget(self, site_id: str) -> None:
         with self._lock:
-            self._cache.pop(site_id, None)
+            self._known.pop(site_id, None)
+            self._unknown.pop(site_id, None)
 
     def all(self) -> list[Site]:
         sites = []

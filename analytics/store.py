@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from typing import Any
@@ -16,6 +15,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from analytics.counter import HitLimits, WindowCounts
 from analytics.errors import AnalyticsError, StoreUnavailable
 from analytics.keys import KeySpace
 from analytics.periods import Period
@@ -52,22 +52,6 @@ def connect(url: str, *, timeout: float = 2.0) -> RedisClient:
 def _script(client: RedisClient, name: str) -> Script:
     source = resources.files("analytics").joinpath("lua", f"{name}.lua").read_text("utf-8")
     return client.register_script(source)
-
-
-@dataclass(frozen=True)
-class HitLimits:
-    session_timeout_ms: int
-    online_keep_ms: int
-    reload_ms: int
-    per_visitor: int
-    per_network: int
-
-
-@dataclass(frozen=True)
-class WindowCounts:
-    pageviews: int
-    visits: int
-    visitors: int
 
 
 class CounterStore:

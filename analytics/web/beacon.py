@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from analytics.counter import Hit, Kind, Outcome
 from analytics.errors import (
@@ -93,7 +94,10 @@ def _read_json_body() -> Any:
         )
     # One byte over the limit, so that a streamed (chunked) body over 8 KiB is seen, not cut.
     request.max_content_length = MAX_BODY + 1
-    body = request.get_data(cache=False)
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        body = b"x" * (MAX_BODY + 1)
     if len(body) > MAX_BODY:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
     try:
@@ -160,7 +164,8 @@ def hit_preflight() -> Response:
 
 @bp.get("/api/v1/hit.gif")
 def hit_gif() -> Response:
-    _count(request.args.to_dict(flat=True))
+    if request.method != "HEAD":  # a HEAD asks about the pixel, it is no page view
+        _count(request.args.to_dict(flat=True))
     response = _cors(Response(PIXEL, mimetype="image/gif"))
     response.headers["Pragma"] = "no-cache"
     response.headers["Expires"] = "0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from analytics.services import services
+from analytics.web.errors import error_response
 
 bp = Blueprint("ops", __name__)
 
@@ -18,8 +19,7 @@ def healthz() -> Response:
 def readyz() -> Response:
     if services().store.ping():
         return jsonify({"status": "ready"})
-    response = jsonify({"error": {"code": "store_unavailable", "message": "Redis does not answer"}})
-    response.status_code = 503
+    response = error_response(503, "store_unavailable", "Redis does not answer")
     response.headers["Retry-After"] = "5"
     return response
 

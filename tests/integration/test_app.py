@@ -53,9 +53,3 @@ def test_the_sites_file_registers_and_updates_at_start(
 def test_no_redis_url_is_refused() -> None:
     with pytest.raises(SettingsError, match="ANALYTICS_REDIS_URL"):
         create_app(Settings(redis_url=None))
-
-
-def test_apps_do_not_share_state(settings: Settings, redis_client: redis.Redis) -> None:
-    one = create_app(settings, registry=CollectorRegistry())
-    two = create_app(settings, registry=CollectorRegistry())
-    assert one.extensions["analytics"].metrics is not two.extensions["analytics"].metrics

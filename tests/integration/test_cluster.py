@@ -29,7 +29,7 @@ from redis.crc import key_slot
 
 from analytics import create_app
 from analytics.clock import FixedClock
-from analytics.embedded import _die_with_parent, free_port, redis_server_binary
+from analytics.embedded import die_with_parent, free_port, redis_server_binary
 from analytics.keys import KeySpace
 from analytics.periods import WINDOWS
 from analytics.settings import Settings
@@ -140,7 +140,7 @@ def cluster() -> Iterator[Cluster]:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
-                    preexec_fn=_die_with_parent,  # the nodes die with pytest, come what may
+                    preexec_fn=die_with_parent,  # the nodes die with pytest, come what may
                 )
             )
         deadline = time.monotonic() + START_TIMEOUT

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,27 +63,60 @@ def test_a_second_server_on_the_same_data_dir_is_refused(
     embedded: EmbeddedRedis, data_dir: Path
 ) -> None:
     with pytest.raises(EmbeddedRedisError, match="another analytics process"):
-        EmbeddedRedis(data_dir).start()
+        EmbeddedRedis(data_dir, lock_wait=0.2).start()
     assert _client(embedded).ping()
 
 
-def test_a_crash_leaves_nothing_that_blocks_the_next_start(data_dir: Path) -> None:
-    crashed = EmbeddedRedis(data_dir)
-    crashed.start()
-    client = _client(crashed)
-    # "always" writes the AOF before answering, so the marker is durable when we pull the plug.
-    client.config_set("appendfsync", "always")
-    client.set("va:{demo}:marker", "before-crash")
-    assert crashed.process is not None
-    os.kill(crashed.process.pid, signal.SIGKILL)
-    crashed.process.wait()
-    crashed.process = None
-    crashed.stop()  # releases the lock as the kernel would for a dead owner
-    # What a crash leaves behind: a socket file nobody listens on and a stale pid.
-    assert crashed.socket_path.exists()
-    crashed.pid_path.write_text("999999\n")
+# A service that starts the embedded Redis, makes one write durable, says so, and waits to die.
+OWNER = """
+import signal, sys
+from pathlib import Path
+import redis
+import analytics.embedded as embedded
+if sys.argv[2] == "no-pdeathsig":  # as on a platform without prctl
+    embedded.die_with_parent = lambda: None
+server = embedded.EmbeddedRedis(Path(sys.argv[1]))
+server.start()
+client = redis.Redis.from_url(server.url)
+client.config_set("appendfsync", "always")  # durable before the answer
+client.set("va:{demo}:marker", "before-crash")
+print(server.process.pid, flush=True)
+signal.pause()
+"""
 
+
+def _crashed_owner(data_dir: Path, mode: str) -> int:
+    """Starts an owner process, kills it with SIGKILL, and returns its Redis's pid."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(data_dir), mode], stdout=subprocess.PIPE, text=True
+    )
+    assert owner.stdout is not None
+    redis_pid = int(owner.stdout.readline())
+    owner.stdout.close()
+    owner.kill()
+    owner.wait(10)
+    return redis_pid
+
+
+def test_a_crashed_service_leaves_nothing_that_blocks_the_next_start(data_dir: Path) -> None:
+    _crashed_owner(data_dir, "normal")
+    # The orphaned Redis got SIGTERM from the kernel; the next start waits for it to let go.
     again = EmbeddedRedis(data_dir)
+    again.start()
+    try:
+        assert _client(again).get("va:{demo}:marker") == b"before-crash"
+    finally:
+        again.stop()
+
+
+def test_an_orphaned_redis_keeps_its_data_dir_locked(data_dir: Path) -> None:
+    redis_pid = _crashed_owner(data_dir, "no-pdeathsig")
+    try:
+        with pytest.raises(EmbeddedRedisError, match="another analytics process"):
+            EmbeddedRedis(data_dir, lock_wait=0.2).start()
+    finally:
+        os.kill(redis_pid, signal.SIGTERM)
+    again = EmbeddedRedis(data_dir)  # once it has exited, the directory is free
     again.start()
     try:
         assert _client(again).get("va:{demo}:marker") == b"before-crash"

@@ -52,11 +52,16 @@ def test_route_labels_stay_bounded(client: FlaskClient, services: Services) -> N
     for n in range(5):
         client.get(f"/no/such/page/{n}")
         client.get(f"/api/v1/sites/site-{n}/counters")
+        client.open("/healthz", method=f"X{n}")
     registry = services.metrics.registry
     unmatched = registry.get_sample_value(
         "analytics_http_requests_total", {"route": "unmatched", "method": "GET", "status": "404"}
     )
     assert unmatched == 5
+    invented = registry.get_sample_value(
+        "analytics_http_requests_total", {"route": "unmatched", "method": "other", "status": "405"}
+    )
+    assert invented == 5
     labels = {
         s.labels["route"]
         for metric in registry.collect()
@@ -71,6 +76,7 @@ def test_counters_are_readable_cross_origin(client: FlaskClient) -> None:
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     missing = client.get("/api/v1/sites/nope/counters")
     assert missing.status_code == 404
+    assert missing.headers["Access-Control-Allow-Origin"] == "*"  # the widget can read why
     assert missing.get_json()["error"]["code"] == "unknown_site"
     assert client.get("/api/v1/sites/NOT%20A%20SITE/counters").status_code == 404
 

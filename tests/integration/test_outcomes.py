@@ -113,14 +113,14 @@ def test_a_flood_from_one_visitor_is_cut_at_the_limit(
     app: Flask, client: FlaskClient, clock: FixedClock
 ) -> None:
     clock.set(clock().replace(second=0, microsecond=0))
-    for n in range(65):
+    for n in range(305):
         assert hit(client, url=f"https://example.vn/{n}") == 204
-        clock.advance(0.5)
-    assert pageviews(client) == 60
+        clock.advance(0.1)
+    assert pageviews(client) == 300
     assert outcome_count(app, "rate_limited") == 5
     clock.advance(60)  # the next minute
     hit(client, url="https://example.vn/next-minute")
-    assert pageviews(client) == 61
+    assert pageviews(client) == 301
 
 
 def test_many_browsers_behind_one_address_are_cut_at_the_address_limit(
@@ -139,12 +139,23 @@ def test_many_browsers_behind_one_address_are_cut_at_the_address_limit(
     assert pageviews(client) == 6
 
 
-def test_the_default_address_limit_counts_a_busy_office(client: FlaskClient) -> None:
-    """300 colleagues behind one NAT address, each reading two pages in a minute."""
-    for person in range(300):
+def test_the_default_limits_count_a_busy_office(client: FlaskClient) -> None:
+    """Behind one NAT address: 250 colleagues on one browser version, which makes them one
+    "visitor", each opening an article in the same minute; and 400 on assorted browsers
+    reading two pages each."""
+    for person in range(250):
+        hit(client, url=f"https://example.vn/tin-tuc/{person}")
+    for person in range(400):
         for page in range(2):
             hit(client, url=f"https://example.vn/{page}", ua=f"Mozilla/5.0 Chrome/124.0.{person}")
-    assert pageviews(client) == 600
+    assert pageviews(client) == 1050
+
+
+def test_an_oversized_user_agent_is_a_bot(app: Flask, client: FlaskClient) -> None:
+    assert hit(client, ua="Mozilla/5.0 " + "x" * 600) == 204
+    assert hit(client, ua="Mozilla/5.0 (Windows NT 10.0) " + "a" * 60_000) == 204
+    assert pageviews(client) == 0
+    assert outcome_count(app, "bot") == 2
 
 
 def test_global_privacy_control_when_the_site_honours_it(
@@ -164,8 +175,10 @@ def test_global_privacy_control_when_the_site_honours_it(
 def test_outcomes_of_rejected_requests(app: Flask, client: FlaskClient) -> None:
     assert hit(client, "nope") == 404
     assert client.post("/api/v1/hit", data="{", content_type="text/plain").status_code == 400
+    big = client.post("/api/v1/hit", data="x" * 20_000, content_type="text/plain")
+    assert big.status_code == 413
     assert outcome_count(app, "unknown_site") == 1
-    assert outcome_count(app, "invalid") == 1
+    assert outcome_count(app, "invalid") == 2
     assert hit(client, kind="heartbeat") == 204
     assert outcome_count(app, "heartbeat") == 1
 
@@ -188,6 +201,13 @@ def test_the_gif_beacon_counts_and_is_never_cached(client: FlaskClient) -> None:
     )
     assert bot.status_code == 200 and bot.mimetype == "image/gif"
     assert pageviews(client) == 1
+    head = client.head(
+        "/api/v1/hit.gif",
+        query_string={"site": "demo", "url": "https://example.vn/head"},
+        headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/124.0"},
+    )
+    assert head.status_code == 200
+    assert pageviews(client) == 1  # a HEAD is no page view
 
 
 def test_client_address_honours_trusted_proxies(

@@ -40,15 +40,16 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 @contextmanager
-def serving(workdir: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+def serving(workdir: Path, port: int, **env: str) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
         [ANALYTICS, "serve", "--port", str(port)],
         cwd=workdir,
         # No read cache, so a read straight after a hit sees it.
-        env=_env(workdir / "data", ANALYTICS_READ_CACHE_SECONDS="0"),
+        env=_env(workdir / "data", ANALYTICS_READ_CACHE_SECONDS="0", **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # a process group of its own, as in a terminal
     )
     try:
         deadline = time.monotonic() + 30
@@ -71,11 +72,11 @@ def serving(workdir: Path, port: int) -> Iterator[subprocess.Popen[str]]:
             process.stdout.close()
 
 
-def _post_hit(port: int, n: int) -> int:
+def _post_hit(port: int, n: int, headers: dict[str, str] | None = None) -> int:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/v1/hit",
         data=json.dumps({"site": "demo", "url": f"https://example.vn/tin-tuc/{n}"}).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": BROWSER_UA},
+        headers={"Content-Type": "application/json", "User-Agent": BROWSER_UA, **(headers or {})},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=5) as response:
@@ -122,3 +123,25 @@ def test_a_bad_setting_stops_the_start_naming_it(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "ANALYTICS_TRUSTED_PROXIES" in result.stderr
     assert "whole number" in result.stderr
+
+
+def test_ctrl_c_in_a_terminal_stops_the_service_before_its_redis(tmp_path: Path) -> None:
+    """Ctrl-C signals the whole foreground process group; Redis must not go first."""
+    port = free_port()
+    with serving(tmp_path, port) as process:
+        _post_hit(port, 1)
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(30) == 0
+    log = (tmp_path / "data" / "redis.log").read_text()
+    assert "Received SIGINT" not in log
+    assert "Received SIGTERM" in log  # from the service, after its workers finished
+    with serving(tmp_path, port):
+        assert _totals(port)["total"]["pageviews"] == 1
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_names_the_visitor(tmp_path: Path) -> None:
+    port = free_port()
+    with serving(tmp_path, port, ANALYTICS_TRUSTED_PROXIES="1"):
+        for n, address in enumerate(("198.51.100.1", "198.51.100.2", "198.51.100.3")):
+            _post_hit(port, n, {"X-Forwarded-For": address})
+        assert _totals(port)["today"]["visitors"] == 3

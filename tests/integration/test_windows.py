@@ -86,18 +86,20 @@ def test_week_and_month_boundaries(client: FlaskClient, clock: FixedClock) -> No
     hit(client, url="https://example.vn/sun")
     at(clock, "2026-11-30T00:00:00")  # Monday, last day of November
     hit(client, url="https://example.vn/mon")
+    # One person, but each local day has its own salt: a new visitor and visit every day.
     doc = counters(client)
-    assert views(doc, "this_week")[:2] == ("2026-11-30", 1)
-    assert views(doc, "last_week")[:2] == ("2026-11-23", 1)
-    assert views(doc, "this_month")[:2] == ("2026-11-01", 2)
+    assert views(doc, "this_week") == ("2026-11-30", 1, 1, 1)
+    assert views(doc, "last_week") == ("2026-11-23", 1, 1, 1)
+    assert views(doc, "this_month") == ("2026-11-01", 2, 2, 2)
     at(clock, "2026-12-01T00:00:00")
     hit(client, url="https://example.vn/dec")
     doc = counters(client)
-    assert views(doc, "this_month")[:2] == ("2026-12-01", 1)
-    assert views(doc, "last_month")[:2] == ("2026-11-01", 2)
-    assert views(doc, "this_week")[:2] == ("2026-11-30", 2)
-    assert views(doc, "yesterday")[:2] == ("2026-11-30", 1)
-    assert views(doc, "total")[1] == 3
+    assert views(doc, "this_month") == ("2026-12-01", 1, 1, 1)
+    assert views(doc, "last_month") == ("2026-11-01", 2, 2, 2)
+    assert views(doc, "this_week") == ("2026-11-30", 2, 2, 2)
+    assert views(doc, "yesterday") == ("2026-11-30", 1, 1, 1)
+    assert views(doc, "today") == ("2026-12-01", 1, 1, 1)
+    assert views(doc, "total") == (None, 3, 3, 3)
 
 
 def test_iso_week_53_of_2026_spans_the_new_year(client: FlaskClient, clock: FixedClock) -> None:
@@ -106,13 +108,14 @@ def test_iso_week_53_of_2026_spans_the_new_year(client: FlaskClient, clock: Fixe
         at(clock, f"{day}T12:00:00")
         hit(client, url=f"https://example.vn/{n}")
     doc = counters(client)
-    assert views(doc, "this_week")[:2] == ("2026-12-28", 4)  # 2026-W53, Monday to Sunday
-    assert views(doc, "this_month")[:2] == ("2027-01-01", 2)
-    assert views(doc, "last_month")[:2] == ("2026-12-01", 2)
+    assert views(doc, "this_week") == ("2026-12-28", 4, 4, 4)  # 2026-W53, Monday to Sunday
+    assert views(doc, "this_month") == ("2027-01-01", 2, 2, 2)
+    assert views(doc, "last_month") == ("2026-12-01", 2, 2, 2)
     at(clock, "2027-01-04T00:00:00")  # 2027-W01 begins
     doc = counters(client)
-    assert views(doc, "this_week")[:2] == ("2027-01-04", 0)
-    assert views(doc, "last_week")[:2] == ("2026-12-28", 4)
+    assert views(doc, "this_week") == ("2027-01-04", 0, 0, 0)
+    assert views(doc, "last_week") == ("2026-12-28", 4, 4, 4)
+    assert views(doc, "yesterday") == ("2027-01-03", 1, 1, 1)
 
 
 def test_a_sunday_week(client: FlaskClient, clock: FixedClock, services: Services) -> None:

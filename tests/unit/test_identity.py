@@ -1,7 +1,7 @@
 from datetime import UTC, date, datetime
 
 from analytics.clock import FixedClock
-from analytics.identity import Salts, network_id, page_id, salt_expiry, visitor_id
+from analytics.identity import Salts, network_id, network_of, page_id, salt_expiry, visitor_id
 
 SALT = b"s" * 32
 
@@ -21,12 +21,15 @@ def test_visitor_ids_are_keyed_and_distinct() -> None:
     assert a not in others and len(others) == 5
 
 
-def test_ids_reveal_neither_address_nor_agent() -> None:
-    vid = visitor_id(SALT, "demo", "203.0.113.7", "Firefox")
-    nid = network_id(SALT, "demo", "203.0.113.7")
-    for secret in ("203", "113", "Firefox"):
-        assert secret not in vid and secret not in nid
-    assert nid != vid
+def test_networks_are_addresses_or_ipv6_slash_64s() -> None:
+    assert network_of("203.0.113.7") == "203.0.113.7"
+    assert network_of("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert network_of("::ffff:203.0.113.7") == "203.0.113.7"
+    assert network_of("not an address") == "not an address"
+    one = network_id(SALT, "demo", "2001:db8:1:2::1")
+    assert one == network_id(SALT, "demo", "2001:db8:1:2:ffff:ffff:ffff:ffff")
+    assert one != network_id(SALT, "demo", "2001:db8:1:3::1")
+    assert one != visitor_id(SALT, "demo", "2001:db8:1:2::1", "")
 
 
 def test_page_ids_hash_the_url() -> None:

@@ -1,0 +1,58 @@
+"""The one place that turns every error into the JSON error document of API.md."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from analytics.errors import AnalyticsError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _analytics_error(err: AnalyticsError) -> Response:
+    response = error_response(err.status, err.code, err.message)
+    if isinstance(err, StoreUnavailable):
+        response.headers["Retry-After"] = "5"
+    elif err.status >= 500:
+        log.error("store error: %s", err.message)
+    return response
+
+
+def _http_error(err: HTTPException) -> Response:
+    status = err.code or 500
+    response = error_response(
+        status, _HTTP_CODES.get(status, "http_error"), err.description or err.name
+    )
+    for name, value in err.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
+
+
+def _unexpected(err: Exception) -> Response:
+    log.exception("unhandled error", exc_info=err)
+    return error_response(500, "internal_error", "the service failed to answer this request")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(AnalyticsError, _analytics_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
