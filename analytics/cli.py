@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
 import signal
 import sys
@@ -14,6 +17,9 @@ import click
 
 from analytics.embedded import EmbeddedRedis
 from analytics.errors import AnalyticsError
+from analytics.history import parse_range
+from analytics.scheduler import build_scheduler
+from analytics.services import EXTENSION, build_services
 from analytics.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,10 +48,18 @@ def handle_stop_signals() -> None:
 
 
 @contextmanager
-def redis_for(settings: Settings) -> Iterator[Settings]:
-    """``settings`` with a Redis URL: the configured one, or an embedded server's."""
+def redis_for(settings: Settings, *, share_running: bool = False) -> Iterator[Settings]:
+    """``settings`` with a Redis URL: the configured one, or an embedded server's.
+
+    With ``share_running``, the embedded Redis of a running `analytics serve` is used when
+    there is one; otherwise one is started on the data directory for the command's duration.
+    """
     if settings.redis_url is not None:
         yield settings
+        return
+    running = EmbeddedRedis.running_url(settings.data_dir) if share_running else None
+    if running is not None:
+        yield settings.replace(redis_url=running)
         return
     embedded = EmbeddedRedis(settings.data_dir)
     embedded.start()
@@ -96,6 +110,8 @@ def serve(host: str, port: int) -> None:
     with redis_for(settings) as ready:
         app = create_app(ready)
         server = build_server(app, host=host, port=port, threads=ready.serve_threads)
+        scheduler = build_scheduler(app.extensions[EXTENSION].housekeeper)
+        scheduler.start()
         base = f"http://{host if ':' not in host else f'[{host}]'}:{server.effective_port}"
         click.echo(f"visit-analytics is serving on {base}")
         click.echo(f"  counters of the demo site: {base}/api/v1/sites/demo/counters")
@@ -107,6 +123,44 @@ def serve(host: str, port: int) -> None:
             server.close()
             # Let the worker threads finish the hits already accepted before Redis goes.
             server.task_dispatcher.shutdown(timeout=10)
+            scheduler.shutdown(wait=True)
+
+
+@cli.command()
+def scheduler() -> None:
+    """The housekeeping scheduler alone, for deployments with several web processes."""
+    settings = Settings.load()
+    handle_stop_signals()
+    with redis_for(settings, share_running=True) as ready:
+        services = build_services(ready)
+        click.echo("visit-analytics scheduler running")
+        try:
+            build_scheduler(services.housekeeper, blocking=True).start()
+        except Stop:
+            log.info("stopping")
+
+
+@cli.command()
+@click.argument("site")
+@click.option("--from", "first", required=True, help="First local day, YYYY-MM-DD.")
+@click.option("--to", "last", required=True, help="Last local day, YYYY-MM-DD.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+def history(site: str, first: str, last: str, fmt: str) -> None:
+    """The daily counts of SITE, one line per local day, zeros included, today live."""
+    settings = Settings.load()
+    start, end = parse_range(first, last)
+    with redis_for(settings, share_running=True) as ready:
+        days = build_services(ready).history.days(site, start, end)
+    if fmt == "json":
+        click.echo(json.dumps({"site": site, "days": days}, ensure_ascii=False, indent=2))
+        return
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["date", "pageviews", "visits", "visitors"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(days)
+    click.echo(out.getvalue(), nl=False)
 
 
 def main() -> None:

@@ -160,6 +160,28 @@ class EmbeddedRedis:
         lines += ["bind 127.0.0.1", f"port {port}", f'requirepass "{password}"']
         return "\n".join(lines) + "\n", f"redis://:{password}@127.0.0.1:{port}/0"
 
+    @staticmethod
+    def running_url(data_dir: Path) -> str | None:
+        """The URL of the embedded Redis that a running `analytics serve` keeps in ``data_dir``."""
+        conf = data_dir.resolve() / "redis.conf"
+        try:
+            lines = conf.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return None
+        settings = dict(line.split(" ", 1) for line in lines if " " in line)
+        if "unixsocket" in settings:
+            url = f"unix://{settings['unixsocket'].strip(chr(34))}"
+        else:
+            password = settings.get("requirepass", "").strip('"')
+            url = f"redis://:{password}@127.0.0.1:{settings.get('port', '0')}/0"
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            return url if client.ping() else None
+        except redis.RedisError:
+            return None
+        finally:
+            client.close()
+
     def _public_url(self) -> str:
         return self.url.split("@", 1)[-1] if "@" in self.url else self.url
 

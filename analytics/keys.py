@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analytics.periods import Period
+from analytics.periods import Grain, Period
 
 
 @dataclass(frozen=True)
@@ -45,5 +45,27 @@ class KeySpace:
     def network_rate(self, site_id: str, network: str, minute: int) -> str:
         return f"{self.site(site_id)}:rl:ip:{network}:{minute}"
 
+    def closed(self, site_id: str) -> str:
+        """Hash: per grain, the last period closed, and how many closes were ever made."""
+        return f"{self.site(site_id)}:closed"
+
+    def history(self, site_id: str, period: Period) -> str:
+        """Hash of frozen counts: days by month, weeks by year, months all in one."""
+        if period.start is None:
+            raise ValueError("the total has no history")
+        if period.grain is Grain.DAY:
+            bucket = period.start.strftime("%Y-%m")
+        elif period.grain is Grain.WEEK:
+            bucket = period.start.strftime("%Y")
+        else:
+            bucket = "all"
+        return f"{self.site(site_id)}:h:{period.grain}:{bucket}"
+
     def salt(self, day_name: str) -> str:
         return f"{self.prefix}:salt:{day_name}"
+
+    def salt_pattern(self) -> str:
+        return f"{self.prefix}:salt:*"
+
+    def lock(self, job: str) -> str:
+        return f"{self.prefix}:lock:{job}"

@@ -5,7 +5,13 @@ from __future__ import annotations
 import time
 
 from flask import Flask, Response, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client import Counter as PromCounter
 
 from analytics.counter import Outcome
@@ -43,6 +49,31 @@ class Metrics:
             "analytics_redis_errors",
             "Redis calls that failed, by store operation.",
             ["operation"],
+            registry=self.registry,
+        )
+        self.periods_closed = PromCounter(
+            "analytics_periods_closed",
+            "Finished periods frozen into the history, by grain.",
+            ["grain"],
+            registry=self.registry,
+        )
+        self.job_last_success = Gauge(
+            "analytics_scheduler_last_success_timestamp_seconds",
+            "When each housekeeping job last finished.",
+            ["job"],
+            registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "analytics_scheduler_job_duration_seconds",
+            "How long each housekeeping job ran.",
+            ["job"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0),
+            registry=self.registry,
+        )
+        self.lock_contention = PromCounter(
+            "analytics_scheduler_lock_contention",
+            "Housekeeping runs skipped because another process held the job's lock.",
+            ["job"],
             registry=self.registry,
         )
         for outcome in Outcome:

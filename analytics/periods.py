@@ -97,3 +97,38 @@ def windows_at(day: date, week_start: WeekStart) -> dict[str, Period]:
         "last_month": Period(Grain.MONTH, previous_month_start(day)),
         "total": TOTAL,
     }
+
+
+def period_of(grain: Grain, day: date, week_start: WeekStart) -> Period:
+    """The period of ``grain`` that local ``day`` falls in."""
+    if grain is Grain.DAY:
+        return Period(grain, day)
+    if grain is Grain.WEEK:
+        return Period(grain, week_start_of(day, week_start))
+    if grain is Grain.MONTH:
+        return Period(grain, month_start_of(day))
+    return TOTAL
+
+
+def end_of(period: Period) -> date:
+    """The first local day after ``period``."""
+    start = period.start
+    if start is None:
+        raise ValueError("the total never ends")
+    if period.grain is Grain.DAY:
+        return start + timedelta(days=1)
+    if period.grain is Grain.WEEK:
+        return start + timedelta(days=7)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def months_before(start: date, count: int) -> date:
+    index = start.year * 12 + start.month - 1 - count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def from_name(grain: Grain, name: str) -> Period:
+    """The period named ``name`` (the inverse of ``Period.name``)."""
+    if grain is Grain.MONTH:
+        return Period(grain, date.fromisoformat(name + "-01"))
+    return Period(grain, date.fromisoformat(name))

@@ -1,17 +1,25 @@
-"""Services: the wired objects one app instance uses, reachable from any view."""
+"""Services: the wired objects of one process, shared by the web app and the command line."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import current_app
+from prometheus_client import CollectorRegistry
 
-from analytics.clock import Clock
-from analytics.counter import Counter
+from analytics.clock import Clock, system_clock
+from analytics.counter import Counter, Policy
+from analytics.errors import SettingsError
+from analytics.history import History
+from analytics.housekeeping import Retention
+from analytics.identity import Salts
+from analytics.keys import KeySpace
 from analytics.metrics import Metrics
+from analytics.scheduler import Housekeeper, HousekeepingPolicy
 from analytics.settings import Settings
-from analytics.sites import SiteRegistry
-from analytics.store import CounterStore
+from analytics.sites import SiteRegistry, seed_sites
+from analytics.store import CounterStore, connect
 
 EXTENSION = "analytics"
 
@@ -22,8 +30,50 @@ class Services:
     store: CounterStore
     sites: SiteRegistry
     counter: Counter
+    history: History
+    housekeeper: Housekeeper
     metrics: Metrics
     clock: Clock
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    registry: CollectorRegistry | None = None,
+) -> Services:
+    """Connects to the Redis of ``settings``, registers the seed sites, and wires the rest."""
+    if settings.redis_url is None:
+        raise SettingsError(
+            "ANALYTICS_REDIS_URL", "is unset; `analytics serve` starts an embedded Redis for you"
+        )
+    metrics = Metrics(registry)
+    store = CounterStore(
+        connect(settings.redis_url), KeySpace(settings.key_prefix), on_error=metrics.redis_error
+    )
+    sites = SiteRegistry(store, settings.site_cache_seconds)
+    seed_sites(sites, settings.sites_file)
+    policy = Policy(
+        per_visitor_per_minute=settings.rate_limit_visitor_per_minute,
+        per_network_per_minute=settings.rate_limit_ip_per_minute,
+        reload_seconds=settings.duplicate_window_seconds,
+        read_cache_seconds=settings.read_cache_seconds,
+    )
+    housekeeping = HousekeepingPolicy(
+        retention=Retention(settings.period_retention_days),
+        grace=timedelta(seconds=settings.close_grace_seconds),
+        interval_seconds=settings.housekeeping_interval_seconds,
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        sites=sites,
+        counter=Counter(store, sites, Salts(store.salt, clock), clock, policy),
+        history=History(store, sites, clock),
+        housekeeper=Housekeeper(store, sites, clock, housekeeping, metrics),
+        metrics=metrics,
+        clock=clock,
+    )
 
 
 def services() -> Services:

@@ -36,6 +36,9 @@ class Settings:
     read_cache_seconds: float = 1.0
     site_cache_seconds: float = 5.0
     serve_threads: int = 8
+    period_retention_days: int = 62
+    housekeeping_interval_seconds: float = 60.0
+    close_grace_seconds: int = 300
     # Not a setting: where the values came from, for error messages.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -105,6 +108,9 @@ _TYPES: dict[str, type] = {
     "rate_limit_ip_per_minute": int,
     "duplicate_window_seconds": int,
     "serve_threads": int,
+    "period_retention_days": int,
+    "close_grace_seconds": int,
+    "housekeeping_interval_seconds": float,
     "read_cache_seconds": float,
     "site_cache_seconds": float,
 }
@@ -147,6 +153,10 @@ def _validate(s: Settings) -> None:
     _bounded(s, "read_cache_seconds", 0, 2)
     _bounded(s, "site_cache_seconds", 0, 300)
     _bounded(s, "serve_threads", 1, 256)
+    # 62 days keep last_month whole on its last day.
+    _bounded(s, "period_retention_days", 62, 36500)
+    _bounded(s, "housekeeping_interval_seconds", 1, 3600)
+    _bounded(s, "close_grace_seconds", 0, 3600)
     if s.sites_file is not None and not s.sites_file.is_file():
         raise SettingsError("sites_file", f"no such file {str(s.sites_file)!r}")
     if not KEY_PREFIX.fullmatch(s.key_prefix):

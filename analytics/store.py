@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -54,6 +56,10 @@ def _script(client: RedisClient, name: str) -> Script:
     return client.register_script(source)
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class CounterStore:
     def __init__(
         self,
@@ -66,6 +72,7 @@ class CounterStore:
         self._on_error = on_error
         self._hit = _script(client, "hit")
         self._read = _script(client, "read")
+        self._close = _script(client, "close")
 
     @contextmanager
     def _call(self, operation: str) -> Iterator[None]:
@@ -132,6 +139,101 @@ class CounterStore:
         counts = [WindowCounts(*values[i : i + 3]) for i in range(1, len(values), 3)]
         return values[0], counts
 
+    # -- housekeeping -----------------------------------------------------------
+
+    def last_closed(self, site_id: str) -> dict[str, str]:
+        """Per grain (``d``, ``w``, ``m``) the last period closed, and ``<grain>:closes``."""
+        with self._call("last_closed"):
+            raw = self.client.hgetall(self.keys.closed(site_id))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def close_period(self, site_id: str, period: Period, expired: Period) -> bool:
+        """Freezes ``period`` into the history once, and drops ``expired``; True if it closed."""
+        k = self.keys
+        keys = [
+            k.closed(site_id),
+            k.counts(site_id, period),
+            k.visitors(site_id, period),
+            k.history(site_id, period),
+            k.counts(site_id, expired),
+            k.visitors(site_id, expired),
+        ]
+        with self._call("close_period"):
+            return bool(self._close(keys=keys, args=[str(period.grain), period.name]))
+
+    def trim_online(self, site_id: str, before_ms: int) -> int:
+        """Forgets visitors last seen before ``before_ms``; returns how many."""
+        with self._call("trim_online"):
+            removed = self.client.zremrangebyscore(
+                self.keys.online(site_id), "-inf", f"({before_ms}"
+            )
+        return int(removed)
+
+    def delete_salts_before(self, day: date) -> int:
+        """Deletes the salts of local dates before ``day``, so their ids can never be recomputed."""
+        old: list[str] = []
+        with self._call("delete_salts"):
+            for key in self.client.scan_iter(match=self.keys.salt_pattern(), count=100):
+                name = _text(key)
+                if name.rsplit(":", 1)[-1] < day.isoformat():
+                    old.append(name)
+            for name in old:
+                self.client.delete(name)
+        return len(old)
+
+    def frozen(self, site_id: str, periods: Sequence[Period]) -> dict[Period, WindowCounts]:
+        """The frozen counts of those ``periods`` that were closed with any traffic."""
+        by_key: dict[str, list[Period]] = {}
+        for period in periods:
+            by_key.setdefault(self.keys.history(site_id, period), []).append(period)
+        with self._call("frozen"):
+            pipe = self.client.pipeline(transaction=False)
+            for key, members in by_key.items():
+                pipe.hmget(key, [p.name for p in members])
+            answers = pipe.execute()
+        found: dict[Period, WindowCounts] = {}
+        for members, values in zip(by_key.values(), answers, strict=True):
+            for period, value in zip(members, values, strict=True):
+                if value is not None:
+                    pageviews, visits, visitors = (int(x) for x in _text(value).split())
+                    found[period] = WindowCounts(pageviews, visits, visitors)
+        return found
+
+    @contextmanager
+    def exclusive(self, job: str, ttl_seconds: float) -> Iterator[bool]:
+        """Holds the lock of ``job`` across every process and host while the block runs.
+
+        Yields False, running nothing exclusive, when another holder has it. The lock has an
+        owner token and expires after ``ttl_seconds`` if its holder dies; a thread renews it
+        while the block runs, so a long job keeps it.
+        """
+        with self._call("lock"):
+            lock = self.client.lock(
+                self.keys.lock(job), timeout=ttl_seconds, blocking=False, thread_local=False
+            )
+            acquired = lock.acquire()
+        if not acquired:
+            yield False
+            return
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(ttl_seconds / 3):
+                try:
+                    lock.reacquire()
+                except redis.RedisError:
+                    return
+
+        renewer = threading.Thread(target=renew, name=f"lock-{job}", daemon=True)
+        renewer.start()
+        try:
+            yield True
+        finally:
+            stop.set()
+            renewer.join()
+            with contextlib.suppress(redis.RedisError):
+                lock.release()
+
     # -- salts ----------------------------------------------------------------
 
     def salt(self, day: date, candidate: bytes, lifetime_seconds: int) -> bytes:
@@ -160,7 +262,7 @@ class CounterStore:
     def site_ids(self) -> list[str]:
         with self._call("site_ids"):
             members = self.client.smembers(self.keys.sites_index())
-        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return sorted(_text(m) for m in members)
 
     # -- operations -------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from analytics.errors import UnknownSite
+from analytics.history import parse_range
 from analytics.services import services
 from analytics.sites import valid_site_id
 
@@ -16,6 +17,18 @@ def counters(site_id: str) -> Response:
     if not valid_site_id(site_id):
         raise UnknownSite(site_id[:80])
     response = jsonify(services().counter.counters(site_id))
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/api/v1/sites/<site_id>/history")
+def history(site_id: str) -> Response:
+    if not valid_site_id(site_id):
+        raise UnknownSite(site_id[:80])
+    svc = services()
+    svc.sites.get(site_id)  # an unknown site is a 404 before a bad range is a 400
+    first, last = parse_range(request.args.get("from"), request.args.get("to"))
+    response = jsonify({"site": site_id, "days": svc.history.days(site_id, first, last)})
     response.headers["Cache-Control"] = "no-cache"
     return response
 

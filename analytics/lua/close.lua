@@ -1,0 +1,30 @@
+-- Closes one finished period of one site, once: freezes its counts into the history,
+-- drops its HyperLogLog, and drops the period that has just left the retention window.
+-- KEYS[1]  closed hash: per grain, the name of the last period closed, and "<grain>:closes"
+-- KEYS[2]  counts hash of the period
+-- KEYS[3]  visitors HyperLogLog of the period
+-- KEYS[4]  history hash that keeps the period's frozen counts
+-- KEYS[5]  counts hash of the period leaving retention
+-- KEYS[6]  visitors HyperLogLog of the period leaving retention
+-- ARGV[1]  grain: "d", "w" or "m"
+-- ARGV[2]  the period's name; names of one grain sort in time order
+-- Returns 1 when it closed the period, 0 when it (or a later one) was closed already.
+
+local last = redis.call('HGET', KEYS[1], ARGV[1])
+if last and last >= ARGV[2] then
+  return 0
+end
+
+local counts = redis.call('HMGET', KEYS[2], 'pageviews', 'visits', 'visitors')
+local pageviews = tonumber(counts[1]) or 0
+local visits = tonumber(counts[2]) or 0
+local visitors = tonumber(counts[3]) or redis.call('PFCOUNT', KEYS[3])
+if pageviews > 0 or visits > 0 or visitors > 0 then
+  redis.call('HSET', KEYS[4], ARGV[2], pageviews .. ' ' .. visits .. ' ' .. visitors)
+  -- The open windows (yesterday, last_week, last_month) read the frozen number from now on.
+  redis.call('HSET', KEYS[2], 'visitors', visitors)
+end
+redis.call('DEL', KEYS[3], KEYS[5], KEYS[6])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':closes', 1)
+return 1
