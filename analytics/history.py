@@ -30,7 +30,7 @@ def parse_range(first: str | None, last: str | None) -> tuple[date, date]:
     if end < start:
         raise InvalidInput("'to' is before 'from'", field="to")
     if (end - start).days + 1 > MAX_DAYS:
-        raise InvalidInput(f"the range is longer than {MAX_DAYS} days", field="to")
+        raise InvalidInput(f"'from' to 'to' spans more than {MAX_DAYS} days", field="to")
     return start, end
 
 
