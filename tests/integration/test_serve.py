@@ -10,12 +10,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from analytics.embedded import free_port
 from tests.conftest import BROWSER_UA
@@ -145,3 +146,49 @@ def test_behind_a_trusted_proxy_the_forwarded_address_names_the_visitor(tmp_path
         for n, address in enumerate(("198.51.100.1", "198.51.100.2", "198.51.100.3")):
             _post_hit(port, n, {"X-Forwarded-For": address})
         assert _totals(port)["today"]["visitors"] == 3
+
+
+def _wait_for(check: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_serve_runs_the_housekeeping_scheduler(tmp_path: Path) -> None:
+    port = free_port()
+    with serving(tmp_path, port):
+
+        def ran() -> bool:
+            status, body = _get(f"http://127.0.0.1:{port}/metrics")
+            return status == 200 and all(
+                f'analytics_scheduler_last_success_timestamp_seconds{{job="{job}"}}'
+                in body.decode()
+                for job in ("close_periods", "trim_online", "delete_salts")
+            )
+
+        _wait_for(ran, "the first housekeeping runs")
+
+
+def test_the_scheduler_command_runs_alone_and_stops_on_sigterm(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    process = subprocess.Popen(
+        [ANALYTICS, "scheduler"],
+        cwd=tmp_path,
+        env=_env(tmp_path / "data", ANALYTICS_REDIS_URL=redis_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # On start it catches up: the 62 days before today are closed for the demo site.
+        _wait_for(lambda: redis_client.hget("va:{demo}:closed", "d:closes") == b"62", "catch-up")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
