@@ -64,8 +64,5 @@ class KeySpace:
     def salt(self, day_name: str) -> str:
         return f"{self.prefix}:salt:{day_name}"
 
-    def salt_pattern(self) -> str:
-        return f"{self.prefix}:salt:*"
-
     def lock(self, job: str) -> str:
         return f"{self.prefix}:lock:{job}"

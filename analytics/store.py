@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from importlib import resources
 from typing import Any
 
@@ -159,7 +159,7 @@ class CounterStore:
             k.visitors(site_id, expired),
         ]
         with self._call("close_period"):
-            return bool(self._close(keys=keys, args=[str(period.grain), period.name]))
+            return bool(self._close(keys=keys, args=[str(period.grain), period.name, expired.name]))
 
     def trim_online(self, site_id: str, before_ms: int) -> int:
         """Forgets visitors last seen before ``before_ms``; returns how many."""
@@ -169,17 +169,15 @@ class CounterStore:
             )
         return int(removed)
 
-    def delete_salts_before(self, day: date) -> int:
-        """Deletes the salts of local dates before ``day``, so their ids can never be recomputed."""
-        old: list[str] = []
+    def delete_salts_before(self, day: date, days: int = 7) -> int:
+        """Deletes the salts of the ``days`` local dates before ``day``, so that their visitor ids
+        can never be recomputed; returns how many there were. Older ones expired by themselves."""
+        names = [self.keys.salt((day - timedelta(days=n)).isoformat()) for n in range(1, days + 1)]
         with self._call("delete_salts"):
-            for key in self.client.scan_iter(match=self.keys.salt_pattern(), count=100):
-                name = _text(key)
-                if name.rsplit(":", 1)[-1] < day.isoformat():
-                    old.append(name)
-            for name in old:
-                self.client.delete(name)
-        return len(old)
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.delete(name)
+            return sum(int(n) for n in pipe.execute())
 
     def frozen(self, site_id: str, periods: Sequence[Period]) -> dict[Period, WindowCounts]:
         """The frozen counts of those ``periods`` that were closed with any traffic."""

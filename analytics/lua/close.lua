@@ -8,6 +8,7 @@
 -- KEYS[6]  visitors HyperLogLog of the period leaving retention
 -- ARGV[1]  grain: "d", "w" or "m"
 -- ARGV[2]  the period's name; names of one grain sort in time order
+-- ARGV[3]  the name of the period leaving retention; its keys go only if it was closed here
 -- Returns 1 when it closed the period, 0 when it (or a later one) was closed already.
 
 local last = redis.call('HGET', KEYS[1], ARGV[1])
@@ -24,7 +25,17 @@ if pageviews > 0 or visits > 0 or visitors > 0 then
   -- The open windows (yesterday, last_week, last_month) read the frozen number from now on.
   redis.call('HSET', KEYS[2], 'visitors', visitors)
 end
-redis.call('DEL', KEYS[3], KEYS[5], KEYS[6])
+redis.call('DEL', KEYS[3])
+-- The first close of a grain records where closing began; what lies before was never frozen
+-- into the history, so retention must not drop it.
+local since = redis.call('HGET', KEYS[1], ARGV[1] .. ':since')
+if not since then
+  since = ARGV[2]
+  redis.call('HSET', KEYS[1], ARGV[1] .. ':since', since)
+end
+if ARGV[3] >= since then
+  redis.call('DEL', KEYS[5], KEYS[6])
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':closes', 1)
 return 1

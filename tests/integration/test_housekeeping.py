@@ -213,3 +213,18 @@ def test_housekeeping_metrics(services: Services, clock: FixedClock) -> None:
         )
         == 1
     )
+
+
+def test_retention_never_drops_what_was_not_frozen(services: Services, clock: FixedClock) -> None:
+    """Counts from before the first close (a scheduler started late) stay readable."""
+    for n, day in enumerate(["2026-07-20", "2026-09-15", "2026-11-20"]):
+        at(clock, f"{day}T12:00")
+        visit(services, "demo", n)
+    at(clock, "2026-11-26T12:00")  # the first close ever: it starts 62 days back, at 2026-09-25
+    services.housekeeper.run_all()
+    at(clock, "2027-03-01T12:00")  # months later, 2026-09-25 and on have left retention
+    services.housekeeper.run_all()
+    days = services.history.days("demo", date(2026, 7, 20), date(2026, 11, 20))
+    assert [d["date"] for d in days if d["pageviews"]] == ["2026-07-20", "2026-09-15", "2026-11-20"]
+    live_key = services.store.keys.counts("demo", Period(Grain.DAY, date(2026, 11, 20)))
+    assert not services.store.client.exists(live_key)  # frozen, then dropped by retention
