@@ -14,9 +14,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+from prometheus_client import start_http_server
 
 from analytics.embedded import EmbeddedRedis
-from analytics.errors import AnalyticsError
+from analytics.errors import AnalyticsError, SettingsError
 from analytics.history import parse_range
 from analytics.scheduler import build_scheduler
 from analytics.services import EXTENSION, build_services
@@ -96,6 +97,8 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Under load waitress warns of its queue depth on nearly every request: noise that costs CPU.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # Each job logs its own line; APScheduler's two more per run are noise.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 @cli.command()
@@ -111,11 +114,12 @@ def serve(host: str, port: int) -> None:
         app = create_app(ready)
         server = build_server(app, host=host, port=port, threads=ready.serve_threads)
         scheduler = build_scheduler(app.extensions[EXTENSION].housekeeper)
-        scheduler.start()
         base = f"http://{host if ':' not in host else f'[{host}]'}:{server.effective_port}"
-        click.echo(f"visit-analytics is serving on {base}")
-        click.echo(f"  counters of the demo site: {base}/api/v1/sites/demo/counters")
         try:
+            scheduler.start()
+            click.echo(f"visit-analytics is serving on {base}")
+            click.echo(f"  demo page with the box of the site 'demo': {base}/demo")
+            click.echo(f"  its counters: {base}/api/v1/sites/demo/counters")
             server.run()
         except Stop:
             log.info("stopping")
@@ -123,21 +127,40 @@ def serve(host: str, port: int) -> None:
             server.close()
             # Let the worker threads finish the hits already accepted before Redis goes.
             server.task_dispatcher.shutdown(timeout=10)
-            scheduler.shutdown(wait=True)
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
 
 
 @cli.command()
-def scheduler() -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve this process's Prometheus metrics on 127.0.0.1 at this port.",
+)
+def scheduler(metrics_port: int | None) -> None:
     """The housekeeping scheduler alone, for deployments with several web processes."""
     settings = Settings.load()
+    if settings.redis_url is None and EmbeddedRedis.running_url(settings.data_dir) is None:
+        raise SettingsError(
+            "ANALYTICS_REDIS_URL",
+            "is unset and no `analytics serve` runs on the data directory: "
+            "the scheduler alone needs the Redis of the web service",
+        )
     handle_stop_signals()
     with redis_for(settings, share_running=True) as ready:
-        services = build_services(ready)
+        services = build_services(ready, seed=False)
+        if metrics_port is not None:
+            start_http_server(metrics_port, addr="127.0.0.1", registry=services.metrics.registry)
+        runner = build_scheduler(services.housekeeper, blocking=True)
         click.echo("visit-analytics scheduler running")
         try:
-            build_scheduler(services.housekeeper, blocking=True).start()
+            runner.start()
         except Stop:
             log.info("stopping")
+        finally:
+            if runner.running:
+                runner.shutdown(wait=True)
 
 
 @cli.command()
@@ -152,7 +175,7 @@ def history(site: str, first: str, last: str, fmt: str) -> None:
     settings = Settings.load()
     start, end = parse_range(first, last)
     with redis_for(settings, share_running=True) as ready:
-        days = build_services(ready).history.days(site, start, end)
+        days = build_services(ready, seed=False).history.days(site, start, end)
     if fmt == "json":
         click.echo(json.dumps({"site": site, "days": days}, ensure_ascii=False, indent=2))
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from analytics.sites import SiteRegistry
 from analytics.store import CounterStore
 
 MAX_DAYS = 366
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def parse_range(first: str | None, last: str | None) -> tuple[date, date]:
@@ -21,7 +23,7 @@ def parse_range(first: str | None, last: str | None) -> tuple[date, date]:
         if not text:
             raise InvalidInput(f"'{name}' is required (YYYY-MM-DD)", field=name)
         try:
-            if len(text) != 10:
+            if not DAY.fullmatch(text):
                 raise ValueError
             days.append(date.fromisoformat(text))
         except ValueError:

@@ -19,7 +19,7 @@ from analytics.errors import AnalyticsError
 from analytics.housekeeping import GRAINS, Retention, due
 from analytics.metrics import Metrics
 from analytics.periods import local_date
-from analytics.sites import SiteRegistry
+from analytics.sites import Site, SiteRegistry
 from analytics.store import CounterStore
 
 log = logging.getLogger(__name__)
@@ -62,16 +62,24 @@ class Housekeeper:
         closed = 0
         now = self.clock()
         for site in self.sites.all():
-            today = local_date(now - self.policy.grace, site.zone)
-            first_day = today - timedelta(days=self.policy.retention.days)
-            state = self.store.last_closed(site.id)
-            for grain in GRAINS:
-                for period in due(grain, state.get(str(grain)), today, site.week_start, first_day):
-                    retired = self.policy.retention.retired_by(period)
-                    if self.store.close_period(site.id, period, retired):
-                        closed += 1
-                        if self.metrics is not None:
-                            self.metrics.periods_closed.labels(grain=str(grain)).inc()
+            try:
+                closed += self._close_site(site, now)
+            except AnalyticsError as err:  # one site's trouble must not stop the others
+                log.error("closing the periods of %s failed: %s", site.id, err.message)
+        return closed
+
+    def _close_site(self, site: Site, now: datetime) -> int:
+        closed = 0
+        today = local_date(now - self.policy.grace, site.zone)
+        first_day = today - timedelta(days=self.policy.retention.days)
+        state = self.store.last_closed(site.id)
+        for grain in GRAINS:
+            for period in due(grain, state.get(str(grain)), today, site.week_start, first_day):
+                retired = self.policy.retention.retired_by(period)
+                if self.store.close_period(site.id, period, retired):
+                    closed += 1
+                    if self.metrics is not None:
+                        self.metrics.periods_closed.labels(grain=str(grain)).inc()
         return closed
 
     def trim_online(self) -> int:

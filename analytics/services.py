@@ -41,8 +41,10 @@ def build_services(
     *,
     clock: Clock = system_clock,
     registry: CollectorRegistry | None = None,
+    seed: bool = True,
 ) -> Services:
-    """Connects to the Redis of ``settings``, registers the seed sites, and wires the rest."""
+    """Connects to the Redis of ``settings`` and wires the rest; with ``seed``, registers the
+    sites of the sites file (or the demo site), as the web service does at start."""
     if settings.redis_url is None:
         raise SettingsError(
             "ANALYTICS_REDIS_URL", "is unset; `analytics serve` starts an embedded Redis for you"
@@ -52,7 +54,8 @@ def build_services(
         connect(settings.redis_url), KeySpace(settings.key_prefix), on_error=metrics.redis_error
     )
     sites = SiteRegistry(store, settings.site_cache_seconds)
-    seed_sites(sites, settings.sites_file)
+    if seed:
+        seed_sites(sites, settings.sites_file)
     policy = Policy(
         per_visitor_per_minute=settings.rate_limit_visitor_per_minute,
         per_network_per_minute=settings.rate_limit_ip_per_minute,

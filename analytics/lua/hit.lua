@@ -46,8 +46,12 @@ end
 
 local visit = (not last_seen) or (tonumber(last_seen) < now - tonumber(ARGV[4]))
 for i = 5, #KEYS, 2 do
-  redis.call('HINCRBY', KEYS[i], 'pageviews', 1)
-  if visit then redis.call('HINCRBY', KEYS[i], 'visits', 1) end
-  redis.call('PFADD', KEYS[i + 1], visitor)
+  -- A period already closed (its visitors frozen) is history: a hit that reaches it late,
+  -- from a process whose clock lags, counts in the periods still open and in the total.
+  if redis.call('HEXISTS', KEYS[i], 'visitors') == 0 then
+    redis.call('HINCRBY', KEYS[i], 'pageviews', 1)
+    if visit then redis.call('HINCRBY', KEYS[i], 'visits', 1) end
+    redis.call('PFADD', KEYS[i + 1], visitor)
+  end
 end
 return 'counted'

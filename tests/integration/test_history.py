@@ -80,6 +80,8 @@ def test_a_range_across_a_dst_change_has_one_entry_per_local_day(
         ({"from": "2026-11-1", "to": "2026-11-02"}, "from"),
         ({"from": "2026-13-01", "to": "2027-01-02"}, "from"),
         ({"from": "yesterday", "to": "2026-11-02"}, "from"),
+        ({"from": "2026-W48-4", "to": "2026-11-30"}, "from"),  # ISO week date
+        ({"from": "20261126ab", "to": "2026-11-30"}, "from"),
         ({"from": "2026-11-02", "to": "2026-11-01"}, "to"),  # reversed
         ({"from": "2025-01-01", "to": "2026-01-02"}, "to"),  # 367 days
     ],

@@ -228,3 +228,36 @@ def test_retention_never_drops_what_was_not_frozen(services: Services, clock: Fi
     assert [d["date"] for d in days if d["pageviews"]] == ["2026-07-20", "2026-09-15", "2026-11-20"]
     live_key = services.store.keys.counts("demo", Period(Grain.DAY, date(2026, 11, 20)))
     assert not services.store.client.exists(live_key)  # frozen, then dropped by retention
+
+
+def test_closing_a_closed_period_again_changes_nothing(
+    services: Services, clock: FixedClock
+) -> None:
+    at(clock, "2026-11-25T12:00")
+    visit(services, "demo", 1, pages=2)
+    day = Period(Grain.DAY, date(2026, 11, 25))
+    retired = Period(Grain.DAY, date(2026, 9, 24))
+    assert services.store.close_period("demo", day, retired)
+    before = (services.store.last_closed("demo"), services.store.frozen("demo", [day]))
+    assert not services.store.close_period("demo", day, retired)
+    earlier = Period(Grain.DAY, date(2026, 11, 24))
+    assert not services.store.close_period("demo", earlier, retired)  # behind the cursor
+    assert (services.store.last_closed("demo"), services.store.frozen("demo", [day])) == before
+
+
+def test_a_late_hit_counts_in_the_open_periods_only(
+    client: FlaskClient, services: Services, clock: FixedClock
+) -> None:
+    """A web process whose clock lags stamps a hit into a day already closed."""
+    at(clock, "2026-11-25T23:00")
+    visit(services, "demo", 1)
+    at(clock, "2026-11-26T00:10")
+    services.housekeeper.close_periods()
+    at(clock, "2026-11-25T23:59")  # the lagging process
+    visit(services, "demo", 2)
+    at(clock, "2026-11-26T00:11")
+    doc = counters(client)
+    assert doc["windows"]["yesterday"]["pageviews"] == 1  # frozen, as in the history
+    assert services.history.days("demo", date(2026, 11, 25), date(2026, 11, 25))[0]["visits"] == 1
+    assert doc["windows"]["this_week"]["pageviews"] == 2  # the week is still open
+    assert doc["windows"]["total"]["pageviews"] == 2  # and no hit is lost

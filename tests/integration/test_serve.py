@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 import redis
+from prometheus_client import CollectorRegistry
 
 from analytics.embedded import free_port
+from analytics.services import build_services
+from analytics.settings import Settings
 from tests.conftest import BROWSER_UA
 
 pytestmark = pytest.mark.slow
@@ -173,6 +176,7 @@ def test_serve_runs_the_housekeeping_scheduler(tmp_path: Path) -> None:
 def test_the_scheduler_command_runs_alone_and_stops_on_sigterm(
     tmp_path: Path, redis_url: str, redis_client: redis.Redis
 ) -> None:
+    build_services(Settings(redis_url=redis_url), registry=CollectorRegistry())  # the web side
     process = subprocess.Popen(
         [ANALYTICS, "scheduler"],
         cwd=tmp_path,
@@ -192,3 +196,17 @@ def test_the_scheduler_command_runs_alone_and_stops_on_sigterm(
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_the_scheduler_alone_needs_a_redis(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [ANALYTICS, "scheduler"],
+        cwd=tmp_path,
+        env=_env(tmp_path / "data"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "ANALYTICS_REDIS_URL" in result.stderr
+    assert not (tmp_path / "data" / "analytics.lock").exists()  # it took no data directory
