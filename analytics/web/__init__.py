@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from analytics.web import beacon, errors, ops, read
+from analytics.web import beacon, errors, ops, read, widget
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(beacon.bp)
     app.register_blueprint(read.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(widget.bp)
     errors.init_app(app)
