@@ -41,6 +41,26 @@ class PayloadTooLarge(AnalyticsError):
     code = "payload_too_large"
 
 
+class Conflict(AnalyticsError):
+    status = 409
+    code = "conflict"
+
+
+class Forbidden(AnalyticsError):
+    status = 403
+    code = "admin_disabled"
+
+
+class Unauthorized(AnalyticsError):
+    status = 401
+    code = "unauthorized"
+
+
+class TooManyAttempts(AnalyticsError):
+    status = 429
+    code = "too_many_attempts"
+
+
 class StoreUnavailable(AnalyticsError):
     """Redis did not answer; raised once, by the store, wrapping the driver's error."""
 

@@ -64,5 +64,16 @@ class KeySpace:
     def salt(self, day_name: str) -> str:
         return f"{self.prefix}:salt:{day_name}"
 
+    def site_pattern(self, site_id: str) -> str:
+        """A SCAN pattern matching every key of a site, and no key of another."""
+        return f"{self.site(site_id)}:*"
+
+    def audit(self) -> str:
+        """Stream of admin actions and failed authentications."""
+        return f"{self.prefix}:audit"
+
+    def auth_failures(self, network: str, minute: int) -> str:
+        return f"{self.prefix}:authfail:{network}:{minute}"
+
     def lock(self, job: str) -> str:
         return f"{self.prefix}:lock:{job}"

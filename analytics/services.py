@@ -8,6 +8,7 @@ from datetime import timedelta
 from flask import current_app
 from prometheus_client import CollectorRegistry
 
+from analytics.admin import Admin
 from analytics.clock import Clock, system_clock
 from analytics.counter import Counter, Policy
 from analytics.errors import SettingsError
@@ -32,6 +33,7 @@ class Services:
     counter: Counter
     history: History
     housekeeper: Housekeeper
+    admin: Admin
     metrics: Metrics
     clock: Clock
 
@@ -74,6 +76,7 @@ def build_services(
         counter=Counter(store, sites, Salts(store.salt, clock), clock, policy),
         history=History(store, sites, clock),
         housekeeper=Housekeeper(store, sites, clock, housekeeping, metrics),
+        admin=Admin(store, sites, clock),
         metrics=metrics,
         clock=clock,
     )

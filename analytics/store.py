@@ -262,6 +262,48 @@ class CounterStore:
             members = self.client.smembers(self.keys.sites_index())
         return sorted(_text(m) for m in members)
 
+    def delete_site(self, site_id: str) -> int:
+        """Deletes every key of a site (found with SCAN over its hash tag); returns how many."""
+        deleted = 0
+        with self._call("delete_site"):
+            batch: list[bytes | str] = []
+            for key in self.client.scan_iter(match=self.keys.site_pattern(site_id), count=500):
+                batch.append(key)
+                if len(batch) == 500:
+                    deleted += int(self.client.delete(*batch))
+                    batch = []
+            if batch:
+                deleted += int(self.client.delete(*batch))
+            self.client.srem(self.keys.sites_index(), site_id)
+        return deleted
+
+    # -- audit ------------------------------------------------------------------
+
+    def audit(self, entry: dict[str, str], max_entries: int) -> None:
+        with self._call("audit"):
+            fields: dict[Any, Any] = dict(entry)
+            self.client.xadd(self.keys.audit(), fields, maxlen=max_entries, approximate=True)
+
+    def audit_entries(self, count: int) -> list[dict[str, str]]:
+        """The newest ``count`` audit entries, newest first."""
+        with self._call("audit_entries"):
+            rows = self.client.xrevrange(self.keys.audit(), count=count) or []
+        return [{_text(k): _text(v) for k, v in (fields or {}).items()} for _, fields in rows]
+
+    def count_auth_failure(self, network: str, minute: int) -> int:
+        """Counts one failed authentication of ``network`` in ``minute``; returns the count."""
+        key = self.keys.auth_failures(network, minute)
+        with self._call("auth_failure"):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count, _ = pipe.execute()
+        return int(count)
+
+    def auth_failures(self, network: str, minute: int) -> int:
+        with self._call("auth_failure"):
+            return int(self.client.get(self.keys.auth_failures(network, minute)) or 0)
+
     # -- operations -------------------------------------------------------------
 
     def ping(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from analytics.web import beacon, errors, ops, read, widget
+from analytics.web import admin, beacon, errors, ops, read, widget
 
 
 def init_app(app: Flask) -> None:
@@ -12,4 +12,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(read.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(widget.bp)
+    app.register_blueprint(admin.bp)
     errors.init_app(app)

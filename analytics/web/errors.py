@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from analytics.errors import AnalyticsError, StoreUnavailable
+from analytics.errors import AnalyticsError, StoreUnavailable, TooManyAttempts, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ def _analytics_error(err: AnalyticsError) -> Response:
     response = error_response(err.status, err.code, err.message)
     if isinstance(err, StoreUnavailable):
         response.headers["Retry-After"] = "5"
+    elif isinstance(err, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="visit-analytics"'
+    elif isinstance(err, TooManyAttempts):
+        response.headers["Retry-After"] = "60"
     elif err.status >= 500:
         log.error("store error: %s", err.message)
     return response

@@ -1,0 +1,110 @@
+"""The admin service: sites, offsets and the audit log, shared by the admin API and the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from analytics.clock import Clock
+from analytics.errors import Conflict, InvalidInput, UnknownSite
+from analytics.sites import Site, SiteRegistry, parse_offsets, valid_site_id
+from analytics.store import CounterStore
+
+MAX_AUDIT_ENTRIES = 10_000
+
+
+def _body(data: Any) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise InvalidInput("the body must be a JSON object")
+    return data
+
+
+class Admin:
+    def __init__(self, store: CounterStore, sites: SiteRegistry, clock: Clock) -> None:
+        self.store = store
+        self.sites = sites
+        self.clock = clock
+
+    def record(self, action: str, site: str | None, actor: str, change: Any = None) -> None:
+        """Writes one audit entry: when, what, on which site, from where, and the change."""
+        self.store.audit(
+            {
+                "time": self.clock().isoformat(timespec="seconds"),
+                "action": action,
+                "site": site or "",
+                "ip": actor,
+                "change": json.dumps(change, ensure_ascii=False, default=str),
+            },
+            MAX_AUDIT_ENTRIES,
+        )
+
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        entries = []
+        for raw in self.store.audit_entries(limit):
+            entries.append(
+                {
+                    "time": raw.get("time"),
+                    "action": raw.get("action"),
+                    "site": raw.get("site") or None,
+                    "ip": raw.get("ip"),
+                    "change": json.loads(raw.get("change") or "null"),
+                }
+            )
+        return entries
+
+    def list_sites(self) -> list[dict[str, Any]]:
+        return [site.to_dict() for site in self.sites.all()]
+
+    def get_site(self, site_id: str) -> dict[str, Any]:
+        return self._site(site_id).to_dict()
+
+    def _site(self, site_id: str) -> Site:
+        if not valid_site_id(site_id):
+            raise UnknownSite(site_id[:80])
+        self.sites.forget(site_id)
+        return self.sites.get(site_id)
+
+    def create_site(self, data: Any, actor: str) -> dict[str, Any]:
+        site = Site.create(_body(data))
+        try:
+            self._site(site.id)
+        except UnknownSite:
+            pass
+        else:
+            raise Conflict(f"site '{site.id}' exists already")
+        self.sites.save(site)
+        self.record("site_created", site.id, actor, site.to_dict())
+        return site.to_dict()
+
+    def update_site(self, site_id: str, data: Any, actor: str) -> dict[str, Any]:
+        current = self._site(site_id)
+        site = current.updated(_body(data))
+        self.sites.save(site)
+        before, after = current.to_dict(), site.to_dict()
+        changed = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+        self.record("site_updated", site_id, actor, changed)
+        return after
+
+    def set_offsets(self, site_id: str, data: Any, actor: str) -> dict[str, Any]:
+        """Replaces all three offsets; a metric not given is 0."""
+        current = self._site(site_id)
+        offsets = parse_offsets(_body(data))
+        site = current.updated({"offsets": asdict(offsets)})
+        self.sites.save(site)
+        change = {"from": current.to_dict()["offsets"], "to": site.to_dict()["offsets"]}
+        self.record("offsets_set", site_id, actor, change)
+        return site.to_dict()
+
+    def delete_site(self, site_id: str, confirm: str | None, actor: str) -> dict[str, Any]:
+        """Removes the site and every key of it; ``confirm`` must repeat its id."""
+        site = self._site(site_id)
+        if confirm != site_id:
+            raise InvalidInput(
+                f"deleting removes every count: add ?confirm={site_id}", field="confirm"
+            )
+        deleted = self.store.delete_site(site_id)
+        self.sites.forget(site_id)
+        self.record("site_deleted", site_id, actor, {"site": site.to_dict(), "keys": deleted})
+        return {"site": site_id, "deleted": True, "keys": deleted}

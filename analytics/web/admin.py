@@ -1,0 +1,99 @@
+"""The admin API: bearer-token guarded, audited, never cached, never cross-origin."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from analytics.clock import epoch_ms
+from analytics.errors import Forbidden, InvalidInput, TooManyAttempts, Unauthorized
+from analytics.identity import network_of
+from analytics.services import services
+
+bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
+
+MAX_FAILURES_PER_MINUTE = 10
+
+
+def _client() -> str:
+    return request.remote_addr or ""
+
+
+def _presented_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+@bp.before_request
+def authenticate() -> None:
+    """403 with admin off; 429 after too many failures from one network; 401 on a bad token."""
+    svc = services()
+    expected = svc.settings.admin_token
+    if expected is None:
+        raise Forbidden("the admin API is off: set ANALYTICS_ADMIN_TOKEN to turn it on")
+    network = network_of(_client())
+    minute = epoch_ms(svc.clock()) // 60_000
+    if svc.store.auth_failures(network, minute) >= MAX_FAILURES_PER_MINUTE:
+        raise TooManyAttempts("too many failed authentications: try again in a minute")
+    presented = _presented_token()
+    # compare_digest takes the same time wherever the first difference is.
+    if presented is None or not hmac.compare_digest(
+        presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8")
+    ):
+        svc.store.count_auth_failure(network, minute)
+        reason = "no token" if presented is None else "wrong token"
+        svc.admin.record("auth_failed", None, _client(), {"path": request.path, "reason": reason})
+        raise Unauthorized("a valid admin bearer token is required")
+
+
+@bp.after_request
+def never_cached(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _json() -> Any:
+    data = request.get_json(silent=True, force=True)
+    if data is None:
+        raise InvalidInput("the body must be a JSON object")
+    return data
+
+
+@bp.get("/sites")
+def list_sites() -> Response:
+    return jsonify({"sites": services().admin.list_sites()})
+
+
+@bp.post("/sites")
+def create_site() -> tuple[Response, int]:
+    return jsonify(services().admin.create_site(_json(), _client())), 201
+
+
+@bp.get("/sites/<site_id>")
+def get_site(site_id: str) -> Response:
+    return jsonify(services().admin.get_site(site_id))
+
+
+@bp.patch("/sites/<site_id>")
+def update_site(site_id: str) -> Response:
+    return jsonify(services().admin.update_site(site_id, _json(), _client()))
+
+
+@bp.delete("/sites/<site_id>")
+def delete_site(site_id: str) -> Response:
+    return jsonify(services().admin.delete_site(site_id, request.args.get("confirm"), _client()))
+
+
+@bp.put("/sites/<site_id>/offsets")
+def set_offsets(site_id: str) -> Response:
+    return jsonify(services().admin.set_offsets(site_id, _json(), _client()))
+
+
+@bp.get("/audit")
+def audit() -> Response:
+    return jsonify({"entries": services().admin.audit()})

@@ -1,0 +1,197 @@
+"""The admin API: who may call it, what it changes, and what it writes in the audit log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry
+
+from analytics import create_app
+from analytics.clock import FixedClock
+from analytics.settings import Settings
+from tests.conftest import counters, hit
+
+TOKEN = "s3cret-admin-token-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ROUTES = [
+    ("GET", "/api/v1/admin/sites", None),
+    ("POST", "/api/v1/admin/sites", {"id": "new-site"}),
+    ("GET", "/api/v1/admin/sites/demo", None),
+    ("PATCH", "/api/v1/admin/sites/demo", {"name": "x"}),
+    ("DELETE", "/api/v1/admin/sites/demo?confirm=demo", None),
+    ("PUT", "/api/v1/admin/sites/demo/offsets", {"pageviews": 5}),
+    ("GET", "/api/v1/admin/audit", None),
+]
+
+
+@pytest.fixture
+def admin_app(settings: Settings, clock: FixedClock, redis_client: redis.Redis) -> Flask:
+    return create_app(
+        settings.replace(admin_token=TOKEN), clock=clock, registry=CollectorRegistry()
+    )
+
+
+@pytest.fixture
+def admin(admin_app: Flask) -> FlaskClient:
+    return admin_app.test_client()
+
+
+def call(client: FlaskClient, method: str, path: str, body: Any = None, headers: Any = None) -> Any:
+    return client.open(
+        path,
+        method=method,
+        data=None if body is None else json.dumps(body),
+        content_type="application/json",
+        headers=headers or {},
+    )
+
+
+def audit(client: FlaskClient) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = call(client, "GET", "/api/v1/admin/audit", headers=AUTH).json[
+        "entries"
+    ]
+    return entries
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong-token-wrong-token"},
+        {"Authorization": f"Bearer {TOKEN.upper()}"},
+        {"Authorization": f"Bearer {TOKEN[:-1]}"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": "Bearer "},
+    ],
+    ids=["none", "wrong", "wrong-case", "prefix", "basic", "empty"],
+)
+def test_every_route_refuses_a_bad_token_and_audits_it(
+    admin: FlaskClient, method: str, path: str, body: Any, headers: dict[str, str]
+) -> None:
+    before = call(admin, "GET", "/api/v1/admin/sites/demo", headers=AUTH).json
+    response = call(admin, method, path, body, headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.json["error"]["code"] == "unauthorized"
+    assert "demo" not in response.get_data(as_text=True)  # nothing leaks
+    assert "Access-Control-Allow-Origin" not in response.headers
+    entry = audit(admin)[0]
+    assert entry["action"] == "auth_failed" and entry["change"]["path"] == path.split("?")[0]
+    assert call(admin, "GET", "/api/v1/admin/sites/demo", headers=AUTH).json == before
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+def test_with_no_token_configured_the_admin_api_is_off(
+    client: FlaskClient, method: str, path: str, body: Any
+) -> None:
+    for headers in ({}, AUTH):
+        response = call(client, method, path, body, headers)
+        assert response.status_code == 403
+        assert response.json["error"]["code"] == "admin_disabled"
+    assert counters(client)["site"] == "demo"  # the site is untouched
+
+
+def test_failed_attempts_are_rate_limited_per_address(admin: FlaskClient) -> None:
+    for _ in range(10):
+        assert call(admin, "GET", "/api/v1/admin/sites").status_code == 401
+    limited = call(admin, "GET", "/api/v1/admin/sites", headers=AUTH)
+    assert limited.status_code == 429 and limited.headers["Retry-After"]
+    other = admin.get(
+        "/api/v1/admin/sites", headers=AUTH, environ_base={"REMOTE_ADDR": "198.51.100.9"}
+    )
+    assert other.status_code == 200
+
+
+def test_sites_create_read_update(admin: FlaskClient) -> None:
+    created = call(
+        admin,
+        "POST",
+        "/api/v1/admin/sites",
+        {"id": "laocai", "name": "Cổng thông tin Lào Cai", "origins": ["https://laocai.gov.vn"]},
+        AUTH,
+    )
+    assert created.status_code == 201
+    assert created.json["timezone"] == "Asia/Ho_Chi_Minh"
+    again = call(admin, "POST", "/api/v1/admin/sites", {"id": "laocai"}, AUTH)
+    assert again.status_code == 409
+    listed = call(admin, "GET", "/api/v1/admin/sites", headers=AUTH).json["sites"]
+    assert [s["id"] for s in listed] == ["demo", "laocai"]
+    patched = call(admin, "PATCH", "/api/v1/admin/sites/laocai", {"week_start": "sunday"}, AUTH)
+    assert patched.json["week_start"] == "sunday"
+    assert patched.json["name"] == "Cổng thông tin Lào Cai"
+    entries = audit(admin)
+    assert [e["action"] for e in entries[:2]] == ["site_updated", "site_created"]  # newest first
+    assert entries[0]["change"] == {"week_start": {"from": "monday", "to": "sunday"}}
+    assert entries[0]["site"] == "laocai" and entries[0]["time"] and entries[0]["ip"]
+    assert call(admin, "GET", "/api/v1/admin/sites/nope", headers=AUTH).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/api/v1/admin/sites", {"id": "x", "colour": "red"}, "colour"),
+        ("POST", "/api/v1/admin/sites", {"id": "Bad Id"}, "id"),
+        ("POST", "/api/v1/admin/sites", {"id": "x", "timezone": "Mars/Base"}, "timezone"),
+        ("POST", "/api/v1/admin/sites", {"id": "x", "origins": ["laocai.gov.vn"]}, "origins"),
+        (
+            "PATCH",
+            "/api/v1/admin/sites/demo",
+            {"online_window_seconds": -1},
+            "online_window_seconds",
+        ),
+        ("PATCH", "/api/v1/admin/sites/demo", {"id": "other"}, "id"),
+        ("PUT", "/api/v1/admin/sites/demo/offsets", {"pageviews": "12"}, "offsets.pageviews"),
+        ("PUT", "/api/v1/admin/sites/demo/offsets", {"likes": 1}, "offsets.likes"),
+    ],
+)
+def test_bad_fields_are_named(
+    admin: FlaskClient, method: str, path: str, body: Any, field: str
+) -> None:
+    response = call(admin, method, path, body, AUTH)
+    assert response.status_code == 400
+    assert f"'{field}'" in response.json["error"]["message"]
+
+
+def test_offsets_reach_the_counters_the_box_and_the_badge(admin: FlaskClient) -> None:
+    hit(admin)
+    response = call(
+        admin,
+        "PUT",
+        "/api/v1/admin/sites/demo/offsets",
+        {"pageviews": 1_532_906, "visits": 345_677},
+        AUTH,
+    )
+    assert response.json["offsets"] == {"pageviews": 1_532_906, "visits": 345_677, "visitors": 0}
+    total = counters(admin)["windows"]["total"]
+    assert (total["pageviews"], total["visits"], total["visitors"]) == (1_532_907, 345_678, 1)
+    assert "<dd>345.678</dd>" in admin.get("/widget/demo").get_data(as_text=True)
+    assert "1.532.907" in admin.get("/badge/demo.svg?metric=pageviews").get_data(as_text=True)
+    assert audit(admin)[0]["action"] == "offsets_set"
+
+
+def test_delete_removes_every_key_of_the_site_and_no_other(
+    admin: FlaskClient, redis_client: redis.Redis
+) -> None:
+    call(admin, "POST", "/api/v1/admin/sites", {"id": "other"}, AUTH)
+    for site in ("demo", "other"):
+        hit(admin, site)
+        hit(admin, site, kind="heartbeat", ip="198.51.100.2")
+    others = set(redis_client.scan_iter(match="va:{other}:*"))
+    assert call(admin, "DELETE", "/api/v1/admin/sites/demo", headers=AUTH).status_code == 400
+    assert (
+        call(admin, "DELETE", "/api/v1/admin/sites/demo?confirm=other", headers=AUTH).status_code
+        == 400
+    )
+    assert list(redis_client.scan_iter(match="va:{demo}:*"))  # nothing deleted yet
+    deleted = call(admin, "DELETE", "/api/v1/admin/sites/demo?confirm=demo", headers=AUTH)
+    assert deleted.status_code == 200 and deleted.json["deleted"] is True
+    assert list(redis_client.scan_iter(match="va:{demo}:*")) == []
+    assert set(redis_client.scan_iter(match="va:{other}:*")) == others
+    assert admin.get("/api/v1/sites/demo/counters").status_code == 404
+    assert audit(admin)[0]["action"] == "site_deleted"
