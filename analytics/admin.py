@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from analytics.clock import Clock
-from analytics.errors import Conflict, InvalidInput, UnknownSite
+from analytics.counter import Counter
+from analytics.errors import Conflict, InvalidInput, UnknownReset, UnknownSite
+from analytics.periods import Grain, from_name, local_date, windows_at
 from analytics.sites import Site, SiteRegistry, parse_offsets, valid_site_id
 from analytics.store import CounterStore
 
 MAX_AUDIT_ENTRIES = 10_000
+RESETTABLE = ("today", "this_week", "this_month", "total")
+RESET_ID = re.compile(r"[0-9a-f]{16}")
+KEEP_RESETS_SECONDS = 30 * 24 * 3600
+"""How long a reset can be undone: what it removed is kept aside this long."""
 
 
 def _body(data: Any) -> Mapping[str, Any]:
@@ -22,9 +30,12 @@ def _body(data: Any) -> Mapping[str, Any]:
 
 
 class Admin:
-    def __init__(self, store: CounterStore, sites: SiteRegistry, clock: Clock) -> None:
+    def __init__(
+        self, store: CounterStore, sites: SiteRegistry, counter: Counter, clock: Clock
+    ) -> None:
         self.store = store
         self.sites = sites
+        self.counter = counter
         self.clock = clock
 
     def record(self, action: str, site: str | None, actor: str, change: Any = None) -> None:
@@ -108,3 +119,59 @@ class Admin:
         self.sites.forget(site_id)
         self.record("site_deleted", site_id, actor, {"site": site.to_dict(), "keys": deleted})
         return {"site": site_id, "deleted": True, "keys": deleted}
+
+    def reset(self, site_id: str, data: Any, actor: str) -> dict[str, Any]:
+        """Empties windows (never the offsets), keeping what it removes so it can be undone."""
+        site = self._site(site_id)
+        body = _body(data)
+        for key in body:
+            if key != "windows":
+                raise InvalidInput(f"unknown field '{key}'", field=key)
+        windows = body.get("windows")
+        if windows == ["all"]:
+            windows = list(RESETTABLE)
+        if (
+            not isinstance(windows, list)
+            or not windows
+            or any(w not in RESETTABLE for w in windows)
+        ):
+            raise InvalidInput(
+                f"'windows' must list any of {', '.join(RESETTABLE)}, or be [\"all\"]",
+                field="windows",
+            )
+        windows = list(dict.fromkeys(windows))
+        before = self.counter.counters(site_id, fresh=True)
+        by_name = windows_at(local_date(self.clock(), site.zone), site.week_start)
+        periods = [by_name[w] for w in windows]
+        reset_id = secrets.token_hex(8)
+        record = {
+            "time": self.clock().isoformat(timespec="seconds"),
+            "windows": json.dumps(windows),
+            "periods": json.dumps([[str(p.grain), p.name] for p in periods]),
+            "before": json.dumps(before, ensure_ascii=False),
+            "undone": "0",
+        }
+        self.store.reset(site_id, reset_id, periods, record, KEEP_RESETS_SECONDS)
+        self.record("reset", site_id, actor, {"reset_id": reset_id, "windows": windows})
+        return {"reset_id": reset_id, "before": before}
+
+    def undo(self, site_id: str, reset_id: str, actor: str) -> dict[str, Any]:
+        """Adds back what a reset removed; hits counted since stay. 409 the second time."""
+        self._site(site_id)
+        record = (
+            self.store.reset_record(site_id, reset_id) if RESET_ID.fullmatch(reset_id) else None
+        )
+        if record is None:
+            raise UnknownReset(f"no reset '{reset_id[:40]}' of site '{site_id}'")
+        periods = [from_name(Grain(g), name) for g, name in json.loads(record["periods"])]
+        done = self.store.undo(site_id, reset_id, periods)
+        if done == 0:
+            raise Conflict(f"reset '{reset_id}' was undone already")
+        if done < 0:
+            raise UnknownReset(f"no reset '{reset_id}' of site '{site_id}'")
+        self.record("reset_undone", site_id, actor, {"reset_id": reset_id})
+        return {
+            "reset_id": reset_id,
+            "undone": True,
+            "counters": self.counter.counters(site_id, fresh=True),
+        }

@@ -147,7 +147,7 @@ class Counter:
             per_network=p.per_network_per_minute,
         )
 
-    def counters(self, site_id: str) -> dict[str, Any]:
+    def counters(self, site_id: str, *, fresh: bool = False) -> dict[str, Any]:
         """The counters document of API.md, from a cache at most ``read_cache_seconds`` old.
 
         While Redis is unavailable, the last document read is answered with ``"stale": true``.
@@ -156,7 +156,11 @@ class Counter:
         stamp = now.timestamp()
         with self._cache_lock:
             cached = self._cache.get(site_id)
-        if cached is not None and 0 <= stamp - cached[0] < self.policy.read_cache_seconds:
+        if (
+            not fresh
+            and cached is not None
+            and 0 <= stamp - cached[0] < self.policy.read_cache_seconds
+        ):
             return cached[1]
         try:
             site = self.sites.get(site_id)

@@ -41,6 +41,11 @@ class PayloadTooLarge(AnalyticsError):
     code = "payload_too_large"
 
 
+class UnknownReset(AnalyticsError):
+    status = 404
+    code = "unknown_reset"
+
+
 class Conflict(AnalyticsError):
     status = 409
     code = "conflict"

@@ -64,6 +64,13 @@ class KeySpace:
     def salt(self, day_name: str) -> str:
         return f"{self.prefix}:salt:{day_name}"
 
+    def reset_record(self, site_id: str, reset_id: str) -> str:
+        return f"{self.site(site_id)}:reset:{reset_id}"
+
+    def set_aside(self, site_id: str, reset_id: str, key: str) -> str:
+        """Where a reset keeps a key it removed: same slot, named after the reset."""
+        return f"{self.site(site_id)}:reset:{reset_id}:{key.rsplit('}:', 1)[1]}"
+
     def site_pattern(self, site_id: str) -> str:
         """A SCAN pattern matching every key of a site, and no key of another."""
         return f"{self.site(site_id)}:*"

@@ -129,6 +129,8 @@ def months_before(start: date, count: int) -> date:
 
 def from_name(grain: Grain, name: str) -> Period:
     """The period named ``name`` (the inverse of ``Period.name``)."""
+    if grain is Grain.TOTAL:
+        return TOTAL
     if grain is Grain.MONTH:
         return Period(grain, date.fromisoformat(name + "-01"))
     return Period(grain, date.fromisoformat(name))

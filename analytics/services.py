@@ -69,14 +69,15 @@ def build_services(
         grace=timedelta(seconds=settings.close_grace_seconds),
         interval_seconds=settings.housekeeping_interval_seconds,
     )
+    counter = Counter(store, sites, Salts(store.salt, clock), clock, policy)
     return Services(
         settings=settings,
         store=store,
         sites=sites,
-        counter=Counter(store, sites, Salts(store.salt, clock), clock, policy),
+        counter=counter,
         history=History(store, sites, clock),
         housekeeper=Housekeeper(store, sites, clock, housekeeping, metrics),
-        admin=Admin(store, sites, clock),
+        admin=Admin(store, sites, counter, clock),
         metrics=metrics,
         clock=clock,
     )

@@ -73,6 +73,8 @@ class CounterStore:
         self._hit = _script(client, "hit")
         self._read = _script(client, "read")
         self._close = _script(client, "close")
+        self._reset = _script(client, "reset")
+        self._undo = _script(client, "undo")
 
     @contextmanager
     def _call(self, operation: str) -> Iterator[None]:
@@ -276,6 +278,43 @@ class CounterStore:
                 deleted += int(self.client.delete(*batch))
             self.client.srem(self.keys.sites_index(), site_id)
         return deleted
+
+    def _period_keys(self, site_id: str, periods: Sequence[Period]) -> list[str]:
+        keys: list[str] = []
+        for period in periods:
+            keys += [self.keys.counts(site_id, period), self.keys.visitors(site_id, period)]
+        return keys
+
+    def reset(
+        self,
+        site_id: str,
+        reset_id: str,
+        periods: Sequence[Period],
+        record: dict[str, str],
+        keep_seconds: int,
+    ) -> int:
+        """Moves the keys of ``periods`` aside under ``reset_id``; returns how many moved."""
+        live = self._period_keys(site_id, periods)
+        aside = [self.keys.set_aside(site_id, reset_id, k) for k in live]
+        args: list[str | int] = [keep_seconds]
+        for field, value in record.items():
+            args += [field, value]
+        keys = [self.keys.reset_record(site_id, reset_id), *live, *aside]
+        with self._call("reset"):
+            return int(self._reset(keys=keys, args=args))
+
+    def reset_record(self, site_id: str, reset_id: str) -> dict[str, str] | None:
+        with self._call("reset_record"):
+            raw = self.client.hgetall(self.keys.reset_record(site_id, reset_id))
+        return {_text(k): _text(v) for k, v in raw.items()} or None
+
+    def undo(self, site_id: str, reset_id: str, periods: Sequence[Period]) -> int:
+        """Adds back what a reset moved aside: 1 done, 0 done before, -1 no such reset."""
+        live = self._period_keys(site_id, periods)
+        aside = [self.keys.set_aside(site_id, reset_id, k) for k in live]
+        keys = [self.keys.reset_record(site_id, reset_id), *live, *aside]
+        with self._call("undo"):
+            return int(self._undo(keys=keys))
 
     # -- audit ------------------------------------------------------------------
 

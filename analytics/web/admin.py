@@ -94,6 +94,16 @@ def set_offsets(site_id: str) -> Response:
     return jsonify(services().admin.set_offsets(site_id, _json(), _client()))
 
 
+@bp.post("/sites/<site_id>/reset")
+def reset(site_id: str) -> Response:
+    return jsonify(services().admin.reset(site_id, _json(), _client()))
+
+
+@bp.post("/sites/<site_id>/resets/<reset_id>/undo")
+def undo(site_id: str, reset_id: str) -> Response:
+    return jsonify(services().admin.undo(site_id, reset_id, _client()))
+
+
 @bp.get("/audit")
 def audit() -> Response:
     return jsonify({"entries": services().admin.audit()})

@@ -26,6 +26,8 @@ ROUTES = [
     ("DELETE", "/api/v1/admin/sites/demo?confirm=demo", None),
     ("PUT", "/api/v1/admin/sites/demo/offsets", {"pageviews": 5}),
     ("GET", "/api/v1/admin/audit", None),
+    ("POST", "/api/v1/admin/sites/demo/reset", {"windows": ["all"]}),
+    ("POST", "/api/v1/admin/sites/demo/resets/0123456789abcdef/undo", None),
 ]
 
 
@@ -195,3 +197,60 @@ def test_delete_removes_every_key_of_the_site_and_no_other(
     assert set(redis_client.scan_iter(match="va:{other}:*")) == others
     assert admin.get("/api/v1/sites/demo/counters").status_code == 404
     assert audit(admin)[0]["action"] == "site_deleted"
+
+
+def _windows(doc: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
+    return {
+        name: (w["pageviews"], w["visits"], w["visitors"]) for name, w in doc["windows"].items()
+    }
+
+
+def test_reset_then_undo_restores_the_snapshot_plus_the_hits_since(
+    admin: FlaskClient, clock: FixedClock
+) -> None:
+    call(admin, "PUT", "/api/v1/admin/sites/demo/offsets", {"pageviews": 1000}, AUTH)
+    for n in range(4):
+        hit(admin, url=f"https://example.vn/{n}", ip=f"198.51.100.{n}")
+    reset = call(admin, "POST", "/api/v1/admin/sites/demo/reset", {"windows": ["all"]}, AUTH)
+    assert reset.status_code == 200
+    before = reset.json["before"]
+    assert _windows(before)["total"] == (1004, 4, 4)
+    after_reset = counters(admin)
+    assert _windows(after_reset)["today"] == (0, 0, 0)
+    assert _windows(after_reset)["total"] == (1000, 0, 0)  # the offsets stay
+    clock.advance(60)
+    hit(admin, url="https://example.vn/new", ip="198.51.100.50")  # a hit between reset and undo
+    undo_path = f"/api/v1/admin/sites/demo/resets/{reset.json['reset_id']}/undo"
+    undone = call(admin, "POST", undo_path, headers=AUTH)
+    assert undone.status_code == 200
+    restored = _windows(counters(admin))
+    for name in ("today", "this_week", "this_month"):
+        assert restored[name] == (5, 5, 5), name
+    assert restored["total"] == (1005, 5, 5)
+    again = call(admin, "POST", undo_path, headers=AUTH)
+    assert again.status_code == 409
+    assert [e["action"] for e in audit(admin)[:2]] == ["reset_undone", "reset"]
+
+
+def test_reset_of_one_window_leaves_the_others(admin: FlaskClient) -> None:
+    hit(admin)
+    call(admin, "POST", "/api/v1/admin/sites/demo/reset", {"windows": ["today"]}, AUTH)
+    windows = _windows(counters(admin))
+    assert windows["today"] == (0, 0, 0)
+    assert windows["this_week"] == windows["total"] == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/api/v1/admin/sites/nope/reset", {"windows": ["all"]}, 404),
+        ("/api/v1/admin/sites/demo/reset", {"windows": ["yesterday"]}, 400),
+        ("/api/v1/admin/sites/demo/reset", {"windows": []}, 400),
+        ("/api/v1/admin/sites/demo/reset", {"windows": "all"}, 400),
+        ("/api/v1/admin/sites/demo/reset", {"windows": ["all"], "keep": 1}, 400),
+        ("/api/v1/admin/sites/demo/resets/0123456789abcdef/undo", None, 404),
+        ("/api/v1/admin/sites/demo/resets/..%2F..%2Fx/undo", None, 404),
+    ],
+)
+def test_reset_and_undo_errors(admin: FlaskClient, path: str, body: Any, status: int) -> None:
+    assert call(admin, "POST", path, body, AUTH).status_code == status
