@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,24 @@ BROWSER_UA = (
 EXAMPLE_INSTANT = datetime(2026, 11, 26, 15, 1, 5, tzinfo=UTC)
 
 
+def wait_for(ready: Callable[[], object], what: str, *, seconds: float = 30) -> None:
+    """Polls ``ready`` until it is true: for a process a test started to come up.
+
+    The only waiting the tests do; time itself moves by the injected clock. ``ready`` may
+    raise AssertionError or RuntimeError to give up early (a process that died).
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if ready():
+                return
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A real redis-server (the binary the embedded mode runs) on a free loopback port."""
@@ -51,16 +69,17 @@ def redis_url() -> Iterator[str]:
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("the test redis-server did not start") from None
-            time.sleep(0.05)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("the test redis-server exited at start")
+        return bool(client.ping())
+
+    try:
+        wait_for(ready, "the test redis-server", seconds=20)
+    except BaseException:
+        process.kill()
+        raise
     client.close()
     yield url
     process.terminate()

@@ -33,7 +33,7 @@ from analytics.embedded import die_with_parent, free_port, redis_server_binary
 from analytics.keys import KeySpace
 from analytics.periods import WINDOWS
 from analytics.settings import Settings
-from tests.conftest import BROWSER_UA, EXAMPLE_INSTANT, counters, hit
+from tests.conftest import BROWSER_UA, EXAMPLE_INSTANT, counters, hit, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,6 @@ SLOTS = 16384
 MASTERS = 3
 BUS_OFFSET = 10000  # Redis 6.2 always puts the cluster bus on port + 10000
 START_TIMEOUT = 30.0
-POLL = 0.05
 KEYS = KeySpace()
 HASH_TAG = re.compile(rb"\{([^}]+)\}")
 
@@ -101,18 +100,14 @@ def _wait(
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
     """Polls ``condition`` until it holds, a node dies, or the start-up deadline passes."""
-    while True:
-        try:
-            if condition():
-                return
-        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-            pass
+
+    def ready() -> object:
         dead = [p.args[p.args.index("--port") + 1] for p in processes if p.poll() is not None]
         if dead:
             raise RuntimeError(f"redis-server on port(s) {', '.join(dead)} exited ({what})")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the Redis Cluster did not come up in time ({what})")
-        time.sleep(POLL)
+        return condition()
+
+    wait_for(ready, f"the Redis Cluster ({what})", seconds=max(0.0, deadline - time.monotonic()))
 
 
 @pytest.fixture(scope="module")

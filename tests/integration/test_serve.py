@@ -7,10 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from analytics.embedded import free_port
 from analytics.services import build_services
 from analytics.settings import Settings
-from tests.conftest import BROWSER_UA
+from tests.conftest import BROWSER_UA, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -55,18 +54,15 @@ def serving(workdir: Path, port: int, **env: str) -> Iterator[subprocess.Popen[s
         text=True,
         start_new_session=True,  # a process group of its own, as in a terminal
     )
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"serve exited at start: {output}")
+        return _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if _get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read() if process.stdout else ""
-                raise AssertionError(f"serve did not start: {output}")
-            time.sleep(0.05)
+        wait_for(ready, "analytics serve")
         yield process
     finally:
         if process.poll() is None:
@@ -151,13 +147,6 @@ def test_behind_a_trusted_proxy_the_forwarded_address_names_the_visitor(tmp_path
         assert _totals(port)["today"]["visitors"] == 3
 
 
-def _wait_for(check: Callable[[], bool], what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_serve_runs_the_housekeeping_scheduler(tmp_path: Path) -> None:
     port = free_port()
     with serving(tmp_path, port):
@@ -170,7 +159,7 @@ def test_serve_runs_the_housekeeping_scheduler(tmp_path: Path) -> None:
                 for job in ("close_periods", "trim_online", "delete_salts")
             )
 
-        _wait_for(ran, "the first housekeeping runs")
+        wait_for(ran, "the first housekeeping runs")
 
 
 def test_the_scheduler_command_runs_alone_and_stops_on_sigterm(
@@ -187,7 +176,7 @@ def test_the_scheduler_command_runs_alone_and_stops_on_sigterm(
     )
     try:
         # On start it catches up: the 62 days before today are closed for the demo site.
-        _wait_for(lambda: redis_client.hget("va:{demo}:closed", "d:closes") == b"62", "catch-up")
+        wait_for(lambda: redis_client.hget("va:{demo}:closed", "d:closes") == b"62", "catch-up")
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:
