@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 from prometheus_client import start_http_server
 
+from analytics.cli_admin import ADMIN_COMMANDS
 from analytics.embedded import EmbeddedRedis
 from analytics.errors import AnalyticsError, SettingsError
 from analytics.history import parse_range
@@ -91,6 +92,10 @@ def build_server(app: WSGIApplication, *, host: str, port: int, threads: int) ->
 def cli() -> None:
     """visit-analytics: a self-hosted visit counter."""
     configure_logging()
+
+
+for command in ADMIN_COMMANDS:
+    cli.add_command(command)
 
 
 def configure_logging() -> None:
@@ -186,9 +191,20 @@ def history(site: str, first: str, last: str, fmt: str) -> None:
     click.echo(out.getvalue(), nl=False)
 
 
+EXIT_CODES = {400: 2, 404: 3, 409: 4, 503: 5}
+"""Exit status by kind of error: 2 invalid input (as for click's usage errors), 3 unknown site
+or reset, 4 conflict, 5 Redis unavailable; 1 for anything else that stops a command."""
+
+
+def exit_code(err: AnalyticsError) -> int:
+    if isinstance(err, SettingsError):
+        return 2
+    return EXIT_CODES.get(err.status, 1)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)
     except AnalyticsError as err:
         click.echo(f"analytics: {err.message}", err=True)
-        sys.exit(2)
+        sys.exit(exit_code(err))

@@ -29,6 +29,11 @@ def _presented_token() -> str | None:
     return token.strip()
 
 
+def token_matches(presented: str, expected: str) -> bool:
+    """Constant time: compare_digest takes as long wherever the first difference is."""
+    return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
 @bp.before_request
 def authenticate() -> None:
     """403 with admin off; 429 after too many failures from one network; 401 on a bad token."""
@@ -41,10 +46,7 @@ def authenticate() -> None:
     if svc.store.auth_failures(network, minute) >= MAX_FAILURES_PER_MINUTE:
         raise TooManyAttempts("too many failed authentications: try again in a minute")
     presented = _presented_token()
-    # compare_digest takes the same time wherever the first difference is.
-    if presented is None or not hmac.compare_digest(
-        presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8")
-    ):
+    if presented is None or not token_matches(presented, expected):
         svc.store.count_auth_failure(network, minute)
         reason = "no token" if presented is None else "wrong token"
         svc.admin.record("auth_failed", None, _client(), {"path": request.path, "reason": reason})

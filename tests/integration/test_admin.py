@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -254,3 +258,39 @@ def test_reset_of_one_window_leaves_the_others(admin: FlaskClient) -> None:
 )
 def test_reset_and_undo_errors(admin: FlaskClient, path: str, body: Any, status: int) -> None:
     assert call(admin, "POST", path, body, AUTH).status_code == status
+
+
+def test_every_wrong_token_goes_through_one_constant_time_comparison(
+    admin: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's timing is that of hmac.compare_digest; bench/admin_auth.py measures it."""
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recording)
+    wrong = ["X" * len(TOKEN), TOKEN[:-1] + "X", TOKEN[:5], TOKEN + "X", TOKEN.upper()]
+    for n, token in enumerate(wrong):
+        response = admin.get(
+            "/api/v1/admin/sites",
+            headers={"Authorization": f"Bearer {token}"},
+            environ_base={"REMOTE_ADDR": f"198.51.100.{n + 1}"},
+        )
+        assert response.status_code == 401
+    assert compared == [(t.encode(), TOKEN.encode()) for t in wrong]
+
+
+def test_the_timing_benchmark_runs_and_reports_ratios() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.admin_auth", "--rounds", "10"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("ratio") == 8

@@ -138,5 +138,5 @@ def test_the_cli_refuses_bad_ranges_and_unknown_sites(
     too_long = _cli(settings, "demo", "--from", "2025-01-01", "--to", "2026-01-02")
     assert too_long.returncode == 2 and "366" in too_long.stderr
     unknown = _cli(settings, "nope", "--from", "2026-01-01", "--to", "2026-01-01")
-    assert unknown.returncode == 2
+    assert unknown.returncode == 3
     assert "site 'nope' is not registered" in unknown.stderr

@@ -1,0 +1,356 @@
+"""The admin commands of ``analytics``: sites, offsets, reset and audit.
+
+Each one acts through the same ``Admin`` service as the admin API, so validation, audit
+entries and undo are one implementation. Readable tables by default, ``--json`` for scripts.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from analytics.admin import RESETTABLE, Admin
+from analytics.services import build_services
+from analytics.settings import Settings
+
+WINDOW_ORDER = (
+    "today",
+    "yesterday",
+    "this_week",
+    "last_week",
+    "this_month",
+    "last_month",
+    "total",
+)
+METRICS = ("pageviews", "visits", "visitors")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def actor() -> str:
+    """Who the audit log names for a command: the local user and host, as the API names an IP."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+@contextmanager
+def admin_service() -> Iterator[Admin]:
+    """The admin service on the configured Redis (or the running `analytics serve`'s own)."""
+    from analytics.cli import redis_for
+
+    settings = Settings.load()
+    with redis_for(settings, share_running=True) as ready:
+        yield build_services(ready, seed=False).admin
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def count(value: int) -> str:
+    return f"{value:,}"
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, right: int = 0) -> str:
+    """Columns padded to their widest cell; the last ``right`` columns (numbers) right-aligned."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    first_right = len(headers) - right
+    lines = []
+    for row in cells:
+        parts = [
+            cell.rjust(widths[i]) if i >= first_right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def windows_table(doc: dict[str, Any]) -> str:
+    rows = [
+        [name, *(count(doc["windows"][name][m]) for m in METRICS)]
+        for name in WINDOW_ORDER
+        if name in doc["windows"]
+    ]
+    return table(["window", *METRICS], rows, right=len(METRICS))
+
+
+def site_lines(site: dict[str, Any]) -> str:
+    rows = []
+    for key, value in site.items():
+        if key == "offsets":
+            value = ", ".join(f"{m} {count(value[m])}" for m in METRICS)
+        elif key == "origins":
+            value = " ".join(value) or "(any)"
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        rows.append([f"{key}:", value])
+    return table(["", ""], rows).split("\n", 1)[1]
+
+
+# --- sites -------------------------------------------------------------------------------
+
+
+@click.group()
+def sites() -> None:
+    """List, show, add, update and delete sites."""
+
+
+@sites.command("list")
+@json_option
+def list_sites(as_json: bool) -> None:
+    """Every site with today's and all-time counts."""
+    with admin_service() as admin:
+        listed = admin.list_sites()
+        docs = {site["id"]: admin.counter.counters(site["id"], fresh=True) for site in listed}
+    if as_json:
+        print_json({"sites": [{**site, "counters": docs[site["id"]]} for site in listed]})
+        return
+    if not listed:
+        click.echo("no sites: add one with `analytics sites add <id>`")
+        return
+    rows = []
+    for site in listed:
+        doc = docs[site["id"]]
+        metric = site["box_metric"]
+        rows.append(
+            [
+                site["id"],
+                site["name"],
+                site["timezone"],
+                metric,
+                count(doc["online"]),
+                count(doc["windows"]["today"][metric]),
+                count(doc["windows"]["total"][metric]),
+            ]
+        )
+    click.echo(
+        table(["id", "name", "timezone", "metric", "online", "today", "total"], rows, right=3)
+    )
+
+
+@sites.command("show")
+@click.argument("site")
+@json_option
+def show_site(site: str, as_json: bool) -> None:
+    """One site's settings and its counters in every window."""
+    with admin_service() as admin:
+        found = admin.get_site(site)
+        doc = admin.counter.counters(site, fresh=True)
+    if as_json:
+        print_json({**found, "counters": doc})
+        return
+    click.echo(site_lines(found))
+    click.echo(f"\nonline now: {count(doc['online'])}    as of {doc['as_of']}\n")
+    click.echo(windows_table(doc))
+
+
+def site_options(command: Any) -> Any:
+    """The site fields of the admin API as options; only those given are sent."""
+    options = [
+        click.option("--name", help="Display name."),
+        click.option("--timezone", help="IANA timezone of the site's days, e.g. Asia/Ho_Chi_Minh."),
+        click.option("--week-start", type=click.Choice(["monday", "sunday"])),
+        click.option(
+            "--origin",
+            "origins",
+            multiple=True,
+            help="An origin allowed to send hits (repeat it); replaces the list.",
+        ),
+        click.option(
+            "--any-origin", is_flag=True, help="Accept hits from any origin (empties the list)."
+        ),
+        click.option("--online-window", "online_window_seconds", type=int, help="Seconds."),
+        click.option("--session-timeout", "session_timeout_seconds", type=int, help="Seconds."),
+        click.option("--box-metric", type=click.Choice(list(METRICS))),
+        click.option("--honor-gpc/--ignore-gpc", default=None, help="Skip Sec-GPC: 1 visitors."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def site_fields(options: dict[str, Any]) -> dict[str, Any]:
+    origins = options.pop("origins")
+    if options.pop("any_origin"):
+        if origins:
+            raise click.UsageError("--origin and --any-origin exclude each other")
+        options["origins"] = []
+    elif origins:
+        options["origins"] = list(origins)
+    return {key: value for key, value in options.items() if value is not None}
+
+
+@sites.command("add")
+@click.argument("site")
+@site_options
+@json_option
+def add_site(site: str, as_json: bool, **options: Any) -> None:
+    """Register SITE; fields not given take their defaults."""
+    fields = {"id": site, **site_fields(options)}
+    with admin_service() as admin:
+        created = admin.create_site(fields, actor())
+    if as_json:
+        print_json(created)
+        return
+    click.echo(f"site '{site}' added\n{site_lines(created)}")
+
+
+@sites.command("update")
+@click.argument("site")
+@site_options
+@json_option
+def update_site(site: str, as_json: bool, **options: Any) -> None:
+    """Change the given fields of SITE."""
+    fields = site_fields(options)
+    if not fields:
+        raise click.UsageError("nothing to change: give at least one field option")
+    with admin_service() as admin:
+        updated = admin.update_site(site, fields, actor())
+    if as_json:
+        print_json(updated)
+        return
+    click.echo(f"site '{site}' updated\n{site_lines(updated)}")
+
+
+@sites.command("delete")
+@click.argument("site")
+@click.option("--confirm", metavar="SITE", help="Repeat the site id: deleting removes every count.")
+@json_option
+def delete_site(site: str, confirm: str | None, as_json: bool) -> None:
+    """Remove SITE and every count of it. There is no undo."""
+    with admin_service() as admin:
+        result = admin.delete_site(site, confirm, actor())
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"site '{site}' deleted ({result['keys']} keys removed)")
+
+
+# --- offsets -----------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("site")
+@click.option("--pageviews", type=int, help="Initial pageviews added to total.")
+@click.option("--visits", type=int, help="Initial visits added to total.")
+@click.option("--visitors", type=int, help="Initial visitors added to total.")
+@json_option
+def offsets(
+    site: str, pageviews: int | None, visits: int | None, visitors: int | None, as_json: bool
+) -> None:
+    """Show SITE's offsets or, with any option, replace all three (one not given becomes 0).
+
+    Offsets are the counts of a counter migrated from another system: they are added to
+    the total window and kept by resets.
+    """
+    given = {"pageviews": pageviews, "visits": visits, "visitors": visitors}
+    with admin_service() as admin:
+        if all(value is None for value in given.values()):
+            result = admin.get_site(site)["offsets"]
+            verb = "are"
+        else:
+            values = {key: value or 0 for key, value in given.items()}
+            result = admin.set_offsets(site, values, actor())["offsets"]
+            verb = "set to"
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"offsets of '{site}' {verb}:")
+    click.echo(table(METRICS, [[count(result[m]) for m in METRICS]], right=3))
+
+
+# --- reset -------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("site")
+@click.option(
+    "--window",
+    "windows",
+    multiple=True,
+    type=click.Choice(list(RESETTABLE)),
+    help="A window to empty (repeat it).",
+)
+@click.option("--all", "all_windows", is_flag=True, help="Empty every resettable window.")
+@click.option("--undo", "undo_id", metavar="RESET_ID", help="Undo that reset instead.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def reset(
+    site: str,
+    windows: tuple[str, ...],
+    all_windows: bool,
+    undo_id: str | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Empty windows of SITE (offsets are kept), or undo a reset with --undo.
+
+    What a reset removes is kept for 30 days; undo adds it back onto the hits counted since.
+    """
+    if undo_id is not None:
+        if windows or all_windows:
+            raise click.UsageError("--undo takes no --window or --all")
+        with admin_service() as admin:
+            undone = admin.undo(site, undo_id, actor())
+        if as_json:
+            print_json(undone)
+            return
+        click.echo(f"reset {undo_id} of '{site}' undone; counters now:\n")
+        click.echo(windows_table(undone["counters"]))
+        return
+    if all_windows == bool(windows):
+        raise click.UsageError("give --window (one or more) or --all")
+    chosen = ["all"] if all_windows else list(windows)
+    if not yes:
+        click.confirm(f"Empty {', '.join(chosen)} of site '{site}'?", abort=True, err=True)
+    with admin_service() as admin:
+        result = admin.reset(site, {"windows": chosen}, actor())
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"reset {result['reset_id']} of '{site}' done; the counters before it:\n")
+    click.echo(windows_table(result["before"]))
+    click.echo(f"\nundo with: analytics reset {site} --undo {result['reset_id']}")
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@json_option
+def audit(limit: int, as_json: bool) -> None:
+    """The admin actions and failed authentications, newest first."""
+    with admin_service() as admin:
+        entries = admin.audit(limit)
+    if as_json:
+        print_json({"entries": entries})
+        return
+    rows = [
+        [
+            e["time"],
+            e["action"],
+            e["site"] or "-",
+            e["ip"],
+            shorten(json.dumps(e["change"], ensure_ascii=False), 100),
+        ]
+        for e in entries
+    ]
+    click.echo(table(["time", "action", "site", "by", "change"], rows))
+
+
+ADMIN_COMMANDS: tuple[click.Command, ...] = (sites, offsets, reset, audit)
