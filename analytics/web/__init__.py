@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from analytics.web import admin, beacon, errors, ops, read, widget
+from analytics.web import admin, admin_page, beacon, errors, ops, read, widget
 
 
 def init_app(app: Flask) -> None:
@@ -13,4 +13,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(ops.bp)
     app.register_blueprint(widget.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(admin_page.bp)
     errors.init_app(app)
