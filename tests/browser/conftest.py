@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from analytics import create_app
 from analytics.cli import build_server
 from analytics.clock import FixedClock
+from analytics.services import Services
 from analytics.settings import Settings
 from tests.conftest import BROWSER_UA
 
@@ -64,6 +65,11 @@ class Service:
     clock: FixedClock
     registry: CollectorRegistry
 
+    @property
+    def services(self) -> Services:
+        found: Services = self.app.extensions["analytics"]
+        return found
+
     def hits(self, outcome: str) -> int:
         value = self.registry.get_sample_value("analytics_hits_total", {"outcome": outcome})
         return int(value or 0)
@@ -79,7 +85,7 @@ class Service:
 
     def seed_offsets(self, value: int) -> None:
         """Big totals without the admin API: the offsets every metric's total starts from."""
-        self.app.extensions["analytics"].sites.upsert(
+        self.services.sites.upsert(
             {"id": "demo", "offsets": {"pageviews": value, "visits": value, "visitors": value}}
         )
 
@@ -115,10 +121,17 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def service(redis_url: str, redis_client: redis.Redis, clock: FixedClock) -> Iterator[Service]:
+def service_settings(settings: Settings) -> Settings:
+    """The settings the service starts with; a test module overrides this to change them."""
+    return settings
+
+
+@pytest.fixture
+def service(
+    service_settings: Settings, redis_client: redis.Redis, clock: FixedClock
+) -> Iterator[Service]:
     registry = CollectorRegistry()
-    settings = Settings(redis_url=redis_url, read_cache_seconds=0, site_cache_seconds=0)
-    app = create_app(settings, clock=clock, registry=registry)
+    app = create_app(service_settings, clock=clock, registry=registry)
     server = build_server(app, host="127.0.0.1", port=0, threads=8)
     thread = threading.Thread(target=server.run, name="service", daemon=True)
     thread.start()
