@@ -27,7 +27,8 @@ def create_app(
     """
     settings = settings if settings is not None else Settings.load()
     services = build_services(settings, clock=clock, registry=registry)
-    app = Flask(__name__)
+    # No default /static route: each file is served by its own route, with its own headers.
+    app = Flask(__name__, static_folder=None)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = services

@@ -123,3 +123,9 @@ def test_the_token_is_kept_in_memory_only() -> None:
     for word in ("localStorage", "sessionStorage", "document.cookie", "indexedDB", "eval("):
         assert word not in script, word
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script
+
+
+def test_package_files_have_no_second_url(client: FlaskClient) -> None:
+    """Flask's default /static route is off: every file answers only at its own route."""
+    for name in ("widget.js", "box.css", "admin.js", "admin.css"):
+        assert client.get(f"/static/{name}").status_code == 404
