@@ -49,6 +49,7 @@ class Admin:
                 "change": json.dumps(change, ensure_ascii=False, default=str),
             },
             MAX_AUDIT_ENTRIES,
+            failed_auth=action == "auth_failed",
         )
 
     def audit(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -104,6 +105,7 @@ class Admin:
         offsets = parse_offsets(_body(data))
         site = current.updated({"offsets": asdict(offsets)})
         self.sites.save(site)
+        self.counter.forget(site_id)
         change = {"from": current.to_dict()["offsets"], "to": site.to_dict()["offsets"]}
         self.record("offsets_set", site_id, actor, change)
         return site.to_dict()
@@ -117,6 +119,7 @@ class Admin:
             )
         deleted = self.store.delete_site(site_id)
         self.sites.forget(site_id)
+        self.counter.forget(site_id)
         self.record("site_deleted", site_id, actor, {"site": site.to_dict(), "keys": deleted})
         return {"site": site_id, "deleted": True, "keys": deleted}
 
@@ -152,6 +155,7 @@ class Admin:
             "undone": "0",
         }
         self.store.reset(site_id, reset_id, periods, record, KEEP_RESETS_SECONDS)
+        self.counter.forget(site_id)  # the cache holds ``before`` now
         self.record("reset", site_id, actor, {"reset_id": reset_id, "windows": windows})
         return {"reset_id": reset_id, "before": before}
 
@@ -167,6 +171,12 @@ class Admin:
         done = self.store.undo(site_id, reset_id, periods)
         if done == 0:
             raise Conflict(f"reset '{reset_id}' was undone already")
+        if done == -2:
+            raise Conflict(
+                f"reset '{reset_id}' can no longer be undone: a period it emptied has ended and "
+                "been closed into the history since (undo works until then; 'total' never ends)",
+                code="period_closed",
+            )
         if done < 0:
             raise UnknownReset(f"no reset '{reset_id}' of site '{site_id}'")
         self.record("reset_undone", site_id, actor, {"reset_id": reset_id})

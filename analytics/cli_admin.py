@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -232,6 +233,8 @@ def update_site(site: str, as_json: bool, **options: Any) -> None:
 @json_option
 def delete_site(site: str, confirm: str | None, as_json: bool) -> None:
     """Remove SITE and every count of it. There is no undo."""
+    if confirm != site:
+        raise click.UsageError(f"deleting removes every count of '{site}': add --confirm {site}")
     with admin_service() as admin:
         result = admin.delete_site(site, confirm, actor())
     if as_json:
@@ -315,9 +318,12 @@ def reset(
     if all_windows == bool(windows):
         raise click.UsageError("give --window (one or more) or --all")
     chosen = ["all"] if all_windows else list(windows)
-    if not yes:
-        click.confirm(f"Empty {', '.join(chosen)} of site '{site}'?", abort=True, err=True)
+    if not yes and not sys.stdin.isatty():
+        raise click.UsageError("no terminal to confirm on: add --yes to reset without asking")
     with admin_service() as admin:
+        admin.get_site(site)  # an unknown site is said before anything is asked
+        if not yes:
+            click.confirm(f"Empty {', '.join(chosen)} of site '{site}'?", abort=True, err=True)
         result = admin.reset(site, {"windows": chosen}, actor())
     if as_json:
         print_json(result)

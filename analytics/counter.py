@@ -176,6 +176,14 @@ class Counter:
             self._cache[site_id] = (stamp, doc)
         return doc
 
+    def forget(self, site_id: str) -> None:
+        """Drops this process's cached document of a site, after an admin changed its counts.
+
+        Other processes' caches expire by themselves, within ``read_cache_seconds``.
+        """
+        with self._cache_lock:
+            self._cache.pop(site_id, None)
+
     def _read(self, site: Site, now: Any) -> dict[str, Any]:
         day = local_date(now, site.zone)
         windows = windows_at(day, site.week_start)

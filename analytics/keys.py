@@ -76,8 +76,13 @@ class KeySpace:
         return f"{self.site(site_id)}:*"
 
     def audit(self) -> str:
-        """Stream of admin actions and failed authentications."""
+        """Stream of admin actions."""
         return f"{self.prefix}:audit"
+
+    def auth_audit(self) -> str:
+        """Stream of failed authentications, apart so that a flood of them cannot push the
+        admin actions out of the capped stream."""
+        return f"{self.prefix}:audit:auth"
 
     def auth_failures(self, network: str, minute: int) -> str:
         return f"{self.prefix}:authfail:{network}:{minute}"

@@ -15,6 +15,8 @@ from analytics.errors import SettingsError
 
 ENV_PREFIX = "ANALYTICS_"
 KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+TOKEN = re.compile(r"[\x21-\x7e]{16,512}")
+"""A bearer token: what an HTTP header carries unchanged (printable ASCII, no spaces)."""
 CONFIG_ENV = "ANALYTICS_CONFIG"
 DEFAULT_CONFIG_FILE = Path("config") / "analytics.toml"
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
@@ -144,8 +146,10 @@ def _validate(s: Settings) -> None:
                 f"must start with one of {', '.join(x + '://' for x in REDIS_SCHEMES)}; "
                 f"got {s.redis_url!r}",
             )
-    if s.admin_token is not None and len(s.admin_token) < 16:
-        raise SettingsError("admin_token", "must be at least 16 characters")
+    if s.admin_token is not None and not TOKEN.fullmatch(s.admin_token):
+        raise SettingsError(
+            "admin_token", "must be at least 16 printable ASCII characters, without spaces"
+        )
     _bounded(s, "trusted_proxies", 0, 10)
     _bounded(s, "rate_limit_visitor_per_minute", 1, 1_000_000)
     _bounded(s, "rate_limit_ip_per_minute", 1, 10_000_000)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 import time
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -81,12 +83,34 @@ def normalize_origin(text: str) -> str | None:
         return None
     if parts.path not in ("", "/"):
         return None
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
+    host = _canonical_host(parts.hostname)
+    if host is None or port == 0:
+        return None
     default = 443 if parts.scheme == "https" else 80
     suffix = f":{port}" if port is not None and port != default else ""
     return f"{parts.scheme}://{host}{suffix}"
+
+
+HOST_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+
+
+def _canonical_host(hostname: str) -> str | None:
+    """A host as browsers send it in ``Origin``: an IP address (IPv6 in brackets) or an ASCII
+    name, an internationalized one in its xn-- form; None for anything else."""
+    try:
+        address = ipaddress.ip_address(hostname)
+    except ValueError:
+        pass
+    else:
+        return f"[{address.compressed}]" if address.version == 6 else address.compressed
+    try:
+        ascii_host = hostname.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    labels = ascii_host.split(".")
+    if len(ascii_host) > 253 or not all(HOST_LABEL.fullmatch(label) for label in labels):
+        return None
+    return ascii_host
 
 
 def origin_of_url(text: str) -> str | None:
@@ -101,10 +125,19 @@ def origin_of_url(text: str) -> str | None:
 _ZONES: frozenset[str] | None = None
 
 
+NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+"""Files of the tz database that are not zones a site can be in."""
+BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _known_zone(name: str) -> bool:
     global _ZONES
     if _ZONES is None:
-        _ZONES = frozenset(available_timezones())
+        _ZONES = frozenset(
+            zone
+            for zone in available_timezones()
+            if zone not in NOT_ZONES and not zone.startswith(("posix/", "right/"))
+        )
     if name not in _ZONES:
         return False
     try:
@@ -133,8 +166,13 @@ def _parse_id(value: Any) -> str:
 
 
 def _parse_name(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 200 or any(ord(c) < 32 for c in value):
-        raise InvalidInput("'name' must be text of at most 200 characters", field="name")
+    if (
+        not isinstance(value, str)
+        or len(value) > 200
+        or any(unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS for c in value)
+    ):
+        message = "'name' must be text of at most 200 characters, without control characters"
+        raise InvalidInput(message, field="name")
     return value.strip()
 
 
@@ -280,6 +318,10 @@ class SiteRegistry:
             self._known.pop(site_id, None)
             self._unknown.pop(site_id, None)
 
+    def ids(self) -> list[str]:
+        """The ids of every registered site, read from the store."""
+        return sorted(self._store.site_ids())
+
     def all(self) -> list[Site]:
         sites = []
         for site_id in sorted(self._store.site_ids()):
@@ -323,10 +365,10 @@ DEMO_SITE: dict[str, Any] = {"id": "demo", "name": "Demo", "timezone": DEFAULT_T
 
 
 def seed_sites(registry: SiteRegistry, sites_file: Path | None) -> list[Site]:
-    """Register or update the sites of the sites file, or the demo site when there is none."""
+    """Register or update the sites of the sites file; without one, the demo site when no
+    site is registered at all (so that a deleted demo stays deleted)."""
     if sites_file is not None:
         return [registry.upsert(entry) for entry in read_sites_file(sites_file)]
-    try:
-        return [registry.get(DEMO_SITE["id"])]
-    except UnknownSite:
-        return [registry.upsert(DEMO_SITE)]
+    if registry.ids():
+        return []
+    return [registry.upsert(DEMO_SITE)]

@@ -110,6 +110,7 @@ class CounterStore:
             k.reload_guard(site_id, visitor, page),
             k.visitor_rate(site_id, visitor, minute),
             k.network_rate(site_id, network, minute),
+            k.site_config(site_id),
         ]
         for period in periods:
             keys += [k.counts(site_id, period), k.visitors(site_id, period)]
@@ -309,25 +310,41 @@ class CounterStore:
         return {_text(k): _text(v) for k, v in raw.items()} or None
 
     def undo(self, site_id: str, reset_id: str, periods: Sequence[Period]) -> int:
-        """Adds back what a reset moved aside: 1 done, 0 done before, -1 no such reset."""
+        """Adds back what a reset moved aside: 1 done, 0 done before, -1 no such reset,
+        -2 refused because one of its periods has been closed since."""
         live = self._period_keys(site_id, periods)
         aside = [self.keys.set_aside(site_id, reset_id, k) for k in live]
-        keys = [self.keys.reset_record(site_id, reset_id), *live, *aside]
+        keys = [self.keys.reset_record(site_id, reset_id), self.keys.closed(site_id), *live, *aside]
+        args = [part for p in periods for part in (str(p.grain), p.name)]
         with self._call("undo"):
-            return int(self._undo(keys=keys))
+            return int(self._undo(keys=keys, args=args))
 
     # -- audit ------------------------------------------------------------------
 
-    def audit(self, entry: dict[str, str], max_entries: int) -> None:
+    def audit(self, entry: dict[str, str], max_entries: int, *, failed_auth: bool = False) -> None:
+        """Appends to the admin actions' stream, or to the failed authentications' one."""
+        stream = self.keys.auth_audit() if failed_auth else self.keys.audit()
         with self._call("audit"):
             fields: dict[Any, Any] = dict(entry)
-            self.client.xadd(self.keys.audit(), fields, maxlen=max_entries, approximate=True)
+            self.client.xadd(stream, fields, maxlen=max_entries, approximate=True)
 
     def audit_entries(self, count: int) -> list[dict[str, str]]:
-        """The newest ``count`` audit entries, newest first."""
+        """The newest ``count`` entries of both audit streams, newest first."""
         with self._call("audit_entries"):
-            rows = self.client.xrevrange(self.keys.audit(), count=count) or []
-        return [{_text(k): _text(v) for k, v in (fields or {}).items()} for _, fields in rows]
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xrevrange(self.keys.audit(), count=count)
+            pipe.xrevrange(self.keys.auth_audit(), count=count)
+            actions, failures = pipe.execute()
+        rows = [*(actions or []), *(failures or [])]
+
+        def stream_id(row: Any) -> tuple[int, int]:
+            millis, _, seq = _text(row[0]).partition("-")
+            return int(millis), int(seq or 0)
+
+        rows.sort(key=stream_id, reverse=True)
+        return [
+            {_text(k): _text(v) for k, v in (fields or {}).items()} for _, fields in rows[:count]
+        ]
 
     def count_auth_failure(self, network: str, minute: int) -> int:
         """Counts one failed authentication of ``network`` in ``minute``; returns the count."""

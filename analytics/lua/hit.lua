@@ -3,7 +3,8 @@
 -- KEYS[2]    reload guard of (visitor, page): when its last view was counted (ms)
 -- KEYS[3]    per-visitor hit counter for the current minute
 -- KEYS[4]    per-network hit counter for the current minute
--- KEYS[5..]  pairs (counts hash, visitors HyperLogLog), one pair per period the hit adds to
+-- KEYS[5]    the site's settings: a site deleted since the caller read them counts nothing
+-- KEYS[6..]  pairs (counts hash, visitors HyperLogLog), one pair per period the hit adds to
 -- ARGV[1]    now, ms since the epoch (the caller's clock decides; Redis never does)
 -- ARGV[2]    "pageview" or "heartbeat"
 -- ARGV[3]    visitor id
@@ -12,7 +13,12 @@
 -- ARGV[6]    reload window, ms (0 turns the guard off)
 -- ARGV[7]    hits allowed per visitor per minute
 -- ARGV[8]    hits allowed per network per minute
--- Returns "counted", "heartbeat", "duplicate" or "rate_limited".
+-- Returns "counted", "heartbeat", "duplicate", "rate_limited" or "unknown_site".
+
+if redis.call('EXISTS', KEYS[5]) == 0 then
+  -- Deleted while another process still had it cached: write no key of it again.
+  return 'unknown_site'
+end
 
 local now = tonumber(ARGV[1])
 local visitor = ARGV[3]
@@ -45,7 +51,7 @@ if reload_ms > 0 then
 end
 
 local visit = (not last_seen) or (tonumber(last_seen) < now - tonumber(ARGV[4]))
-for i = 5, #KEYS, 2 do
+for i = 6, #KEYS, 2 do
   -- A period already closed (its visitors frozen) is history: a hit that reaches it late,
   -- from a process whose clock lags, counts in the periods still open and in the total.
   if redis.call('HEXISTS', KEYS[i], 'visitors') == 0 then

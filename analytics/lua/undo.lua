@@ -1,8 +1,12 @@
 -- Undoes a reset: adds what it moved aside back onto the live keys, keeping hits since.
 -- KEYS[1]           the reset's record (hash)
--- KEYS[2 .. 1+2n]   pairs (counts hash, visitors HyperLogLog) of the live periods
--- KEYS[2+2n ..]     pairs of the keys the reset moved them to, in the same order
--- Returns 1 when undone, 0 when it was undone already, -1 when there is no such reset.
+-- KEYS[2]           the site's closed hash: per grain, the name of the last period closed
+-- KEYS[3 .. 2+2n]   pairs (counts hash, visitors HyperLogLog) of the live periods
+-- KEYS[3+2n ..]     pairs of the keys the reset moved them to, in the same order
+-- ARGV              pairs (grain, name) of the periods, in the same order
+-- Returns 1 when undone, 0 when it was undone already, -1 when there is no such reset, and
+-- -2 when one of its periods has been closed since: its counts are frozen into the history
+-- and its HyperLogLog is gone, so adding back could not be exact; nothing is changed then.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
@@ -10,8 +14,14 @@ end
 if redis.call('HGET', KEYS[1], 'undone') == '1' then
   return 0
 end
-local n = (#KEYS - 1) / 2
-for i = 2, 1 + n, 2 do
+for i = 1, #ARGV, 2 do
+  local last = redis.call('HGET', KEYS[2], ARGV[i])
+  if last and last >= ARGV[i + 1] then
+    return -2
+  end
+end
+local n = (#KEYS - 2) / 2
+for i = 3, 2 + n, 2 do
   local counts, visitors = KEYS[i], KEYS[i + 1]
   local counts_aside, visitors_aside = KEYS[i + n], KEYS[i + 1 + n]
   local fields = redis.call('HGETALL', counts_aside)

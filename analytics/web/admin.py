@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from analytics.admin import MAX_AUDIT_ENTRIES
 from analytics.clock import epoch_ms
-from analytics.errors import Forbidden, InvalidInput, TooManyAttempts, Unauthorized
+from analytics.errors import (
+    Forbidden,
+    InvalidInput,
+    PayloadTooLarge,
+    TooManyAttempts,
+    Unauthorized,
+)
 from analytics.identity import network_of
 from analytics.services import services
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
 MAX_FAILURES_PER_MINUTE = 10
+MAX_AUDITED_PATH = 200
+MAX_BODY_BYTES = 64 * 1024
 
 
 def _client() -> str:
@@ -30,8 +40,12 @@ def _presented_token() -> str | None:
 
 
 def token_matches(presented: str, expected: str) -> bool:
-    """Constant time: compare_digest takes as long wherever the first difference is."""
-    return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+    """Constant time: compare_digest of the two SHA-256 digests takes as long wherever the
+    first difference is, and whatever the presented token's length."""
+    return hmac.compare_digest(
+        hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest(),
+        hashlib.sha256(expected.encode("utf-8")).digest(),
+    )
 
 
 @bp.before_request
@@ -49,7 +63,9 @@ def authenticate() -> None:
     if presented is None or not token_matches(presented, expected):
         svc.store.count_auth_failure(network, minute)
         reason = "no token" if presented is None else "wrong token"
-        svc.admin.record("auth_failed", None, _client(), {"path": request.path, "reason": reason})
+        # The path is the client's to choose: cut, so that an entry stays small.
+        change = {"path": request.path[:MAX_AUDITED_PATH], "reason": reason}
+        svc.admin.record("auth_failed", None, _client(), change)
         raise Unauthorized("a valid admin bearer token is required")
 
 
@@ -60,6 +76,9 @@ def never_cached(response: Response) -> Response:
 
 
 def _json() -> Any:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"an admin request body is at most {MAX_BODY_BYTES} bytes")
+    request.max_content_length = MAX_BODY_BYTES  # a chunked body too
     data = request.get_json(silent=True, force=True)
     if data is None:
         raise InvalidInput("the body must be a JSON object")
@@ -108,4 +127,10 @@ def undo(site_id: str, reset_id: str) -> Response:
 
 @bp.get("/audit")
 def audit() -> Response:
-    return jsonify({"entries": services().admin.audit()})
+    """The newest entries, newest first: 100, or ``?limit=`` up to the stream's cap."""
+    raw = request.args.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_AUDIT_ENTRIES:
+        raise InvalidInput(
+            f"'limit' must be a whole number from 1 to {MAX_AUDIT_ENTRIES}", field="limit"
+        )
+    return jsonify({"entries": services().admin.audit(int(raw))})

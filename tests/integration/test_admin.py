@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import subprocess
@@ -253,7 +254,7 @@ def test_reset_of_one_window_leaves_the_others(admin: FlaskClient) -> None:
         ("/api/v1/admin/sites/demo/reset", {"windows": "all"}, 400),
         ("/api/v1/admin/sites/demo/reset", {"windows": ["all"], "keep": 1}, 400),
         ("/api/v1/admin/sites/demo/resets/0123456789abcdef/undo", None, 404),
-        ("/api/v1/admin/sites/demo/resets/..%2F..%2Fx/undo", None, 404),
+        ("/api/v1/admin/sites/demo/resets/ZZZZ/undo", None, 404),
     ],
 )
 def test_reset_and_undo_errors(admin: FlaskClient, path: str, body: Any, status: int) -> None:
@@ -280,7 +281,9 @@ def test_every_wrong_token_goes_through_one_constant_time_comparison(
             environ_base={"REMOTE_ADDR": f"198.51.100.{n + 1}"},
         )
         assert response.status_code == 401
-    assert compared == [(t.encode(), TOKEN.encode()) for t in wrong]
+    digest = hashlib.sha256
+    expected = digest(TOKEN.encode()).digest()
+    assert compared == [(digest(t.encode()).digest(), expected) for t in wrong]
 
 
 def test_the_timing_benchmark_runs_and_reports_ratios() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -26,14 +27,14 @@ ANALYTICS = str(Path(sys.executable).parent / "analytics")
 
 
 def run(
-    settings: Settings, *args: str, stdin: str | None = None, redis_url: str | None = None
+    settings: Settings, *args: str, redis_url: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
     env["ANALYTICS_REDIS_URL"] = redis_url or str(settings.redis_url)
     return subprocess.run(
         [ANALYTICS, *args],
         env=env,
-        input=stdin,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
@@ -106,8 +107,9 @@ def test_bad_input_is_named_and_exits_2(settings: Settings, client: FlaskClient)
         (("offsets", "demo", "--visits", "-1"), "'offsets.visits'"),
         (("reset", "demo", "--yes"), "--window"),
         (("reset", "demo", "--window", "yesterday", "--yes"), "yesterday"),
-        (("sites", "delete", "demo"), "confirm=demo"),
-        (("sites", "delete", "demo", "--confirm", "other"), "confirm=demo"),
+        (("sites", "delete", "demo"), "--confirm demo"),
+        (("sites", "delete", "demo", "--confirm", "other"), "--confirm demo"),
+        (("reset", "demo", "--all"), "add --yes"),  # no terminal to ask on
     ]
     for args, message in cases:
         result = run(settings, *args)
@@ -180,12 +182,35 @@ def test_reset_then_undo_restores_the_snapshot_plus_the_hits_since(
     assert again.returncode == 4 and "undone already" in again.stderr
 
 
-def test_reset_asks_first_unless_yes(settings: Settings, client: FlaskClient) -> None:
+def on_terminal(settings: Settings, answer: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Runs the command with a terminal (a pty) as stdin, and ``answer`` typed on it."""
+    main, terminal = pty.openpty()
+    try:
+        os.write(main, answer.encode())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+        env["ANALYTICS_REDIS_URL"] = str(settings.redis_url)
+        return subprocess.run(
+            [ANALYTICS, *args],
+            env=env,
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(main)
+        os.close(terminal)
+
+
+def test_reset_asks_first_on_a_terminal_unless_yes(settings: Settings, client: FlaskClient) -> None:
     hit(client)
-    declined = run(settings, "reset", "demo", "--all", stdin="n\n")
+    unknown = on_terminal(settings, "y\n", "reset", "nope", "--all")
+    assert unknown.returncode == 3 and "?" not in unknown.stderr  # said before asking
+    declined = on_terminal(settings, "n\n", "reset", "demo", "--all")
     assert declined.returncode == 1 and "Empty all of site 'demo'?" in declined.stderr
     assert counters(client)["windows"]["today"]["pageviews"] == 1
-    accepted = run(settings, "reset", "demo", "--all", stdin="y\n")
+    accepted = on_terminal(settings, "y\n", "reset", "demo", "--all")
     assert accepted.returncode == 0, accepted.stderr
     assert counters(client)["windows"]["today"]["pageviews"] == 0
     reset_id = accepted.stdout.rsplit("--undo ", 1)[1].strip()
