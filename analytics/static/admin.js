@@ -383,7 +383,7 @@
     }
     const names = chosen.map((w) => WINDOW_NAMES[w]).join(', ');
     const question = `Reset ${names} of ${site}?\n\nThe removed counts can be put back with `
-      + 'Undo within 30 days; hits counted meanwhile are kept.';
+      + 'Undo until the period ends (the total: within 30 days); hits counted meanwhile are kept.';
     if (!window.confirm(question)) {
       say('Reset cancelled.', 'info');
       return;
@@ -436,10 +436,11 @@
     run([...event.target.querySelectorAll('button')], async () => {
       const saved = await api('PUT', `/api/v1/admin/sites/${path(site)}/offsets`, {body});
       const o = saved.offsets;
-      say(`Offsets of ${site} saved: ${fmt(o.pageviews)} pageviews, ${fmt(o.visits)} visits, `
-        + `${fmt(o.visitors)} visitors.`, 'ok');
       await loadSites();
       renderSite(true);
+      // Said last: the form shows the saved values by now.
+      say(`Offsets of ${site} saved: ${fmt(o.pageviews)} pageviews, ${fmt(o.visits)} visits, `
+        + `${fmt(o.visitors)} visitors.`, 'ok');
     });
   });
 
