@@ -6,9 +6,10 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from analytics import web
+from analytics import logs, web
 from analytics.clock import Clock, system_clock
-from analytics.services import EXTENSION, build_services
+from analytics.metrics import ScrapeTimeGauges
+from analytics.services import EXTENSION, build_services, scrape_snapshot
 from analytics.settings import Settings
 
 __all__ = ["create_app"]
@@ -37,6 +38,8 @@ def create_app(
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0, x_host=0
         )
+    logs.init_app(app)
     services.metrics.init_app(app)
+    services.metrics.add_scrape_time(ScrapeTimeGauges(lambda: scrape_snapshot(services)))
     web.init_app(app)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from analytics.store import CounterStore
 MAX_AUDIT_ENTRIES = 10_000
 RESETTABLE = ("today", "this_week", "this_month", "total")
 RESET_ID = re.compile(r"[0-9a-f]{16}")
+log = logging.getLogger("analytics.admin")
 KEEP_RESETS_SECONDS = 30 * 24 * 3600
 """How long a reset can be undone: what it removed is kept aside this long."""
 
@@ -39,7 +41,16 @@ class Admin:
         self.clock = clock
 
     def record(self, action: str, site: str | None, actor: str, change: Any = None) -> None:
-        """Writes one audit entry: when, what, on which site, from where, and the change."""
+        """Writes one audit entry: when, what, on which site, from where, and the change.
+
+        The log line of it names the action and the site only: who did it is the audit's.
+        """
+        log.info(
+            "admin %s%s",
+            action,
+            f" on {site}" if site else "",
+            extra={"event": "admin_action", "action": action, "site": site or None},
+        )
         self.store.audit(
             {
                 "time": self.clock().isoformat(timespec="seconds"),

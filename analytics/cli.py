@@ -20,6 +20,7 @@ from analytics.cli_admin import ADMIN_COMMANDS
 from analytics.embedded import EmbeddedRedis
 from analytics.errors import AnalyticsError, SettingsError
 from analytics.history import parse_range
+from analytics.logs import configure_logging
 from analytics.scheduler import build_scheduler
 from analytics.services import EXTENSION, build_services
 from analytics.settings import Settings
@@ -91,19 +92,19 @@ def build_server(app: WSGIApplication, *, host: str, port: int, threads: int) ->
 @click.group()
 def cli() -> None:
     """visit-analytics: a self-hosted visit counter."""
-    configure_logging()
+    configure_logging(log_format())
 
 
 for command in ADMIN_COMMANDS:
     cli.add_command(command)
 
 
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Under load waitress warns of its queue depth on nearly every request: noise that costs CPU.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    # Each job logs its own line; APScheduler's two more per run are noise.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+def log_format() -> str:
+    """The configured log format; "json" when the settings are broken (the command says why)."""
+    try:
+        return Settings.load().log_format
+    except AnalyticsError:
+        return "json"
 
 
 @cli.command()
@@ -122,12 +123,13 @@ def serve(host: str, port: int) -> None:
         base = f"http://{host if ':' not in host else f'[{host}]'}:{server.effective_port}"
         try:
             scheduler.start()
+            log.info("serving", extra={"event": "start", "component": "serve", "url": base})
             click.echo(f"visit-analytics is serving on {base}")
             click.echo(f"  demo page with the box of the site 'demo': {base}/demo")
             click.echo(f"  its counters: {base}/api/v1/sites/demo/counters")
             server.run()
         except Stop:
-            log.info("stopping")
+            log.info("stopping", extra={"event": "stop", "component": "serve"})
         finally:
             server.close()
             # Let the worker threads finish the hits already accepted before Redis goes.
@@ -141,9 +143,15 @@ def serve(host: str, port: int) -> None:
     "--metrics-port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Serve this process's Prometheus metrics on 127.0.0.1 at this port.",
+    help="Serve this process's Prometheus metrics at this port.",
 )
-def scheduler(metrics_port: int | None) -> None:
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the metrics server (0.0.0.0 in a container that Prometheus scrapes).",
+)
+def scheduler(metrics_port: int | None, metrics_host: str) -> None:
     """The housekeeping scheduler alone, for deployments with several web processes."""
     settings = Settings.load()
     if settings.redis_url is None and EmbeddedRedis.running_url(settings.data_dir) is None:
@@ -156,13 +164,14 @@ def scheduler(metrics_port: int | None) -> None:
     with redis_for(settings, share_running=True) as ready:
         services = build_services(ready, seed=False)
         if metrics_port is not None:
-            start_http_server(metrics_port, addr="127.0.0.1", registry=services.metrics.registry)
+            start_http_server(metrics_port, addr=metrics_host, registry=services.metrics.registry)
         runner = build_scheduler(services.housekeeper, blocking=True)
         click.echo("visit-analytics scheduler running")
+        log.info("scheduler running", extra={"event": "start", "component": "scheduler"})
         try:
             runner.start()
         except Stop:
-            log.info("stopping")
+            log.info("stopping", extra={"event": "stop", "component": "scheduler"})
         finally:
             if runner.running:
                 runner.shutdown(wait=True)

@@ -1,8 +1,17 @@
-"""Metric definitions, the request timing hooks, and the /metrics exposition."""
+"""Metric definitions, the request timing hooks, and the /metrics exposition.
+
+Under a server with several worker processes (gunicorn), ``PROMETHEUS_MULTIPROC_DIR`` names
+a directory where every process writes its metrics; a scrape of any worker then adds them
+all up (prometheus-client's multiprocess mode). The per-site gauges are computed at scrape
+time, from Redis, by the process that answers the scrape.
+"""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -13,12 +22,82 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import Counter as PromCounter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from analytics.counter import Outcome
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Methods named in labels; any other is "other", so a client cannot mint label values."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0)
+
+
+def multiprocess_dir() -> str | None:
+    """The multiprocess directory when a multi-worker server prepared one, else None."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+@dataclass(frozen=True)
+class SiteFigures:
+    site: str
+    online: int
+    visits_today: int
+    pageviews_today: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a scrape reads from Redis: whether it answered, and the first sites' figures."""
+
+    store_up: bool
+    sites_registered: int
+    sites: tuple[SiteFigures, ...]
+
+
+class ScrapeTimeGauges(Collector):
+    """Gauges read from Redis when /metrics is scraped, whichever process answers it."""
+
+    def __init__(self, read: Callable[[], Snapshot]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snapshot = self._read()
+        yield GaugeMetricFamily(
+            "analytics_store_up",
+            "1 when Redis answered this scrape, else 0 (readiness).",
+            value=1 if snapshot.store_up else 0,
+        )
+        yield GaugeMetricFamily(
+            "analytics_sites_registered", "Registered sites.", value=snapshot.sites_registered
+        )
+        families = {
+            "online": GaugeMetricFamily(
+                "analytics_site_online",
+                "Visitors seen within the site's online window.",
+                labels=["site"],
+            ),
+            "visits_today": GaugeMetricFamily(
+                "analytics_site_visits_today",
+                "Visits so far today, in the site's timezone.",
+                labels=["site"],
+            ),
+            "pageviews_today": GaugeMetricFamily(
+                "analytics_site_pageviews_today",
+                "Pageviews so far today, in the site's timezone.",
+                labels=["site"],
+            ),
+        }
+        for figures in snapshot.sites:
+            for attr, family in families.items():
+                family.add_metric([figures.site], getattr(figures, attr))
+        yield from families.values()
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return []
 
 
 class Metrics:
@@ -26,6 +105,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._scrape_time = CollectorRegistry(auto_describe=False)
         self.hits = PromCounter(
             "analytics_hits",
             "Beacon hits by outcome.",
@@ -45,6 +125,19 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.redis_latency = Histogram(
+            "analytics_redis_duration_seconds",
+            "Round-trip time of a store operation (one or more Redis commands).",
+            ["operation"],
+            buckets=REDIS_BUCKETS,
+            registry=self.registry,
+        )
+        self.spool_depth = Gauge(
+            "analytics_spool_depth",
+            "Hits waiting in this host's local spool for Redis to come back.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self.redis_errors = PromCounter(
             "analytics_redis_errors",
             "Redis calls that failed, by store operation.",
@@ -62,6 +155,7 @@ class Metrics:
             "When each housekeeping job last finished.",
             ["job"],
             registry=self.registry,
+            multiprocess_mode="max",
         )
         self.job_duration = Histogram(
             "analytics_scheduler_job_duration_seconds",
@@ -85,6 +179,13 @@ class Metrics:
     def redis_error(self, operation: str) -> None:
         self.redis_errors.labels(operation=operation).inc()
 
+    def redis_call(self, operation: str, seconds: float) -> None:
+        self.redis_latency.labels(operation=operation).observe(seconds)
+
+    def add_scrape_time(self, collector: Collector) -> None:
+        """Adds gauges computed when /metrics is scraped (never written to the shared files)."""
+        self._scrape_time.register(collector)
+
     def init_app(self, app: Flask) -> None:
         app.before_request(_start_timer)
         app.after_request(self._observe)
@@ -99,7 +200,19 @@ class Metrics:
         return response
 
     def exposition(self) -> Response:
-        return Response(generate_latest(self.registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(self.text(), mimetype=CONTENT_TYPE_LATEST)
+
+    def text(self) -> bytes:
+        """Every process's metrics (in multiprocess mode) or this one's, then the gauges read
+        from Redis now."""
+        path = multiprocess_dir()
+        if path is not None:
+            shared = CollectorRegistry()
+            MultiProcessCollector(shared, path=path)  # type: ignore[no-untyped-call]
+            own = generate_latest(shared)
+        else:
+            own = generate_latest(self.registry)
+        return own + generate_latest(self._scrape_time)
 
 
 def _start_timer() -> None:

@@ -65,7 +65,12 @@ class Housekeeper:
             try:
                 closed += self._close_site(site, now)
             except AnalyticsError as err:  # one site's trouble must not stop the others
-                log.error("closing the periods of %s failed: %s", site.id, err.message)
+                log.error(
+                    "closing the periods of %s failed: %s",
+                    site.id,
+                    err.message,
+                    extra={"event": "housekeeping_failed", "job": "close_periods", "site": site.id},
+                )
         return closed
 
     def _close_site(self, site: Site, now: datetime) -> int:
@@ -110,7 +115,13 @@ class Housekeeper:
         if self.metrics is not None:
             self.metrics.job_duration.labels(job=job).observe(elapsed)
             self.metrics.job_last_success.labels(job=job).set(time.time())
-        log.info("housekeeping %s: %d in %.3f s", job, result, elapsed)
+        log.info(
+            "housekeeping %s: %d in %.3f s",
+            job,
+            result,
+            elapsed,
+            extra={"event": "housekeeping", "job": job, "result": result, "seconds": elapsed},
+        )
         return True
 
     def run_all(self) -> None:
@@ -123,7 +134,12 @@ def _guarded(housekeeper: Housekeeper, job: str) -> Callable[[], None]:
         try:
             housekeeper.run(job)
         except AnalyticsError as err:  # Redis away: the next run catches up
-            log.warning("housekeeping %s failed: %s", job, err.message)
+            log.warning(
+                "housekeeping %s failed: %s",
+                job,
+                err.message,
+                extra={"event": "housekeeping_failed", "job": job},
+            )
 
     return run
 

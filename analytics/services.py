@@ -11,12 +11,12 @@ from prometheus_client import CollectorRegistry
 from analytics.admin import Admin
 from analytics.clock import Clock, system_clock
 from analytics.counter import Counter, Policy
-from analytics.errors import SettingsError
+from analytics.errors import AnalyticsError, SettingsError
 from analytics.history import History
 from analytics.housekeeping import Retention
 from analytics.identity import Salts
 from analytics.keys import KeySpace
-from analytics.metrics import Metrics
+from analytics.metrics import Metrics, SiteFigures, Snapshot
 from analytics.scheduler import Housekeeper, HousekeepingPolicy
 from analytics.settings import Settings
 from analytics.sites import SiteRegistry, seed_sites
@@ -53,7 +53,10 @@ def build_services(
         )
     metrics = Metrics(registry)
     store = CounterStore(
-        connect(settings.redis_url), KeySpace(settings.key_prefix), on_error=metrics.redis_error
+        connect(settings.redis_url),
+        KeySpace(settings.key_prefix),
+        on_error=metrics.redis_error,
+        on_duration=metrics.redis_call,
     )
     sites = SiteRegistry(store, settings.site_cache_seconds)
     if seed:
@@ -86,3 +89,27 @@ def build_services(
 def services() -> Services:
     found: Services = current_app.extensions[EXTENSION]
     return found
+
+
+def scrape_snapshot(svc: Services) -> Snapshot:
+    """What /metrics reads from Redis at scrape time: readiness and the first sites' figures.
+
+    At most ``metrics_max_sites`` sites (the first by id) get gauges, so labels stay bounded.
+    """
+    if not svc.store.ping():
+        return Snapshot(store_up=False, sites_registered=0, sites=())
+    try:
+        ids = svc.store.site_ids()
+    except AnalyticsError:
+        return Snapshot(store_up=False, sites_registered=0, sites=())
+    figures = []
+    for site_id in ids[: svc.settings.metrics_max_sites]:
+        try:
+            doc = svc.counter.counters(site_id)
+        except AnalyticsError:
+            continue  # removed since, or Redis went away mid-scrape: its gauges are left out
+        today = doc["windows"]["today"]
+        figures.append(
+            SiteFigures(site_id, int(doc["online"]), int(today["visits"]), int(today["pageviews"]))
+        )
+    return Snapshot(store_up=True, sites_registered=len(ids), sites=tuple(figures))

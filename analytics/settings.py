@@ -41,6 +41,9 @@ class Settings:
     period_retention_days: int = 62
     housekeeping_interval_seconds: float = 60.0
     close_grace_seconds: int = 300
+    metrics_token: str | None = None
+    metrics_max_sites: int = 100
+    log_format: str = "json"
     # Not a setting: where the values came from, for error messages.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -112,11 +115,13 @@ _TYPES: dict[str, type] = {
     "serve_threads": int,
     "period_retention_days": int,
     "close_grace_seconds": int,
+    "metrics_max_sites": int,
     "housekeeping_interval_seconds": float,
     "read_cache_seconds": float,
     "site_cache_seconds": float,
 }
-_OPTIONAL = {"redis_url", "admin_token", "sites_file"}
+_OPTIONAL = {"redis_url", "admin_token", "sites_file", "metrics_token"}
+LOG_FORMATS = ("json", "text")
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
@@ -146,10 +151,15 @@ def _validate(s: Settings) -> None:
                 f"must start with one of {', '.join(x + '://' for x in REDIS_SCHEMES)}; "
                 f"got {s.redis_url!r}",
             )
-    if s.admin_token is not None and not TOKEN.fullmatch(s.admin_token):
-        raise SettingsError(
-            "admin_token", "must be at least 16 printable ASCII characters, without spaces"
-        )
+    for name in ("admin_token", "metrics_token"):
+        token = getattr(s, name)
+        if token is not None and not TOKEN.fullmatch(token):
+            raise SettingsError(
+                name, "must be at least 16 printable ASCII characters, without spaces"
+            )
+    if s.log_format not in LOG_FORMATS:
+        raise SettingsError("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
+    _bounded(s, "metrics_max_sites", 0, 10_000)
     _bounded(s, "trusted_proxies", 0, 10)
     _bounded(s, "rate_limit_visitor_per_minute", 1, 1_000_000)
     _bounded(s, "rate_limit_ip_per_minute", 1, 10_000_000)

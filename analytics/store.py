@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -24,6 +26,9 @@ from analytics.periods import Period
 
 RedisClient = redis.Redis | RedisCluster
 ErrorObserver = Callable[[str], None]
+DurationObserver = Callable[[str, float], None]
+
+log = logging.getLogger("analytics.store")
 
 _UNAVAILABLE = (
     redis.ConnectionError,
@@ -66,10 +71,12 @@ class CounterStore:
         client: RedisClient,
         keys: KeySpace | None = None,
         on_error: ErrorObserver | None = None,
+        on_duration: DurationObserver | None = None,
     ) -> None:
         self.client = client
         self.keys = keys or KeySpace()
         self._on_error = on_error
+        self._on_duration = on_duration
         self._hit = _script(client, "hit")
         self._read = _script(client, "read")
         self._close = _script(client, "close")
@@ -78,15 +85,24 @@ class CounterStore:
 
     @contextmanager
     def _call(self, operation: str) -> Iterator[None]:
-        """Wraps every driver error once, here, into the service's own errors."""
+        """Times every store operation, and wraps every driver error once, here, into the
+        service's own errors."""
+        started = time.perf_counter()
         try:
             yield
         except redis.RedisError as err:
             if self._on_error is not None:
                 self._on_error(operation)
+            log.warning(
+                "redis error",
+                extra={"event": "redis_error", "operation": operation, "error": type(err).__name__},
+            )
             if isinstance(err, _UNAVAILABLE):
                 raise StoreUnavailable(f"Redis is unavailable ({operation})") from err
             raise StoreError(f"Redis refused {operation}: {err}") from err
+        finally:
+            if self._on_duration is not None:
+                self._on_duration(operation, time.perf_counter() - started)
 
     # -- counting ---------------------------------------------------------------
 

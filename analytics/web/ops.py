@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from analytics.services import services
+from analytics.web.admin import token_matches
 from analytics.web.errors import error_response
 
 bp = Blueprint("ops", __name__)
@@ -26,4 +27,15 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return services().metrics.exposition()
+    """Every worker's metrics; behind ``ANALYTICS_METRICS_TOKEN`` (a bearer token) when set."""
+    svc = services()
+    expected = svc.settings.metrics_token
+    if expected is not None:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token_matches(presented.strip(), expected):
+            response = error_response(401, "unauthorized", "/metrics needs its bearer token")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    response = svc.metrics.exposition()
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,73 @@
+"""Log lines: one JSON object per notable event, each with the request id when there is one.
+
+Fields: ``time``, ``level``, ``logger``, ``event`` (a stable name to filter on), ``message``,
+``request_id`` inside a request, and the event's own fields (passed as ``extra``). Client
+addresses and user agents are never logged: the audit log keeps who did what to a site.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, g, has_request_context, request
+
+REQUEST_ID_HEADER = "X-Request-Id"
+VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": getattr(record, "event", None) or "log",
+            "message": record.getMessage(),
+        }
+        if has_request_context() and "request_id" in g:
+            entry["request_id"] = g.request_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(log_format: str = "json") -> None:
+    """Sends the service's logs to stderr, as JSON lines or as plain text."""
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # Under load waitress warns of its queue depth on nearly every request: noise that costs CPU.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # Each job logs its own line; APScheduler's two more per run are noise.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def init_app(app: Flask) -> None:
+    """Gives every request an id (the proxy's ``X-Request-Id`` when well-formed) and echoes it."""
+
+    @app.before_request
+    def assign_request_id() -> None:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = given if VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+    @app.after_request
+    def echo_request_id(response: Response) -> Response:
+        if "request_id" in g:
+            response.headers[REQUEST_ID_HEADER] = g.request_id
+        return response
