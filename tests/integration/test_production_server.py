@@ -1,0 +1,183 @@
+"""The production server: gunicorn with config/gunicorn.conf.py, two workers, one real Redis.
+
+Hits land on both workers; /metrics, answered by either, reports the exact total of all; a
+worker killed and replaced takes nothing off the counters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from analytics.embedded import free_port
+from analytics.settings import Settings
+from tests.conftest import BROWSER_UA, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+PID = re.compile(r"pid=<(\d+)>")
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base: str
+    log: Path
+
+    def workers(self) -> set[int]:
+        """The master's live worker processes."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return {int(pid) for pid in children.read_text().split()}
+
+    def served_by(self) -> set[int]:
+        """The workers named in the access log so far."""
+        return {int(pid) for pid in PID.findall(self.log.read_text())}
+
+    def hit(self, n: int) -> int:
+        body = f'{{"site":"demo","url":"https://example.vn/page-{n}"}}'.encode()
+        request = urllib.request.Request(
+            f"{self.base}/api/v1/hit",
+            data=body,
+            headers={"User-Agent": BROWSER_UA, "Content-Type": "text/plain", "Connection": "close"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+
+    def metric(self, sample: str) -> float:
+        with urllib.request.urlopen(f"{self.base}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            if line.startswith(sample + " "):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"{sample} not in /metrics")
+
+
+@pytest.fixture
+def server(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Iterator[Server]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    env.update(
+        ANALYTICS_REDIS_URL=str(settings.redis_url),
+        ANALYTICS_BIND=f"127.0.0.1:{port}",
+        ANALYTICS_WORKERS="2",
+        ANALYTICS_THREADS="4",
+        ANALYTICS_ACCESS_LOG="-",
+        # No read cache: the counters read straight after a hit must include it.
+        ANALYTICS_READ_CACHE_SECONDS="0",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+    )
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [GUNICORN, "-c", str(ROOT / "config" / "gunicorn.conf.py"), "analytics.wsgi:app"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    running = Server(process, f"http://127.0.0.1:{port}", log)
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{running.base}/readyz", timeout=1):
+                return len(running.workers()) == 2
+        except (urllib.error.URLError, OSError):
+            assert process.poll() is None, log.read_text()
+            return False
+
+    try:
+        wait_for(ready, "gunicorn with two workers")
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=30) == 0, log.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def test_metrics_add_up_every_worker_and_survive_a_worker_restart(server: Server) -> None:
+    sent = 0
+    # Each hit on a fresh connection; both workers take some within a bounded number.
+    while len(server.served_by()) < 2:
+        assert sent < 500, "one worker took every request"
+        assert server.hit(sent) == 204
+        sent += 1
+    for _ in range(20):
+        assert server.hit(sent) == 204
+        sent += 1
+    counted = 'analytics_hits_total{outcome="counted"}'
+    requests = 'analytics_http_requests_total{method="POST",route="/api/v1/hit",status="204"}'
+    assert server.metric(counted) == sent
+    assert server.metric(requests) == sent
+    assert server.metric('analytics_site_pageviews_today{site="demo"}') == sent
+
+    # A worker dies (as after a crash or a max-requests recycle) and the master replaces it.
+    old = server.workers()
+    victim = max(old)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: victim not in server.workers() and len(server.workers()) == 2, "a new worker")
+    for _ in range(10):  # scrapes answered by either worker
+        assert server.metric(counted) == sent
+
+    for _ in range(30):
+        assert server.hit(sent) == 204
+        sent += 1
+    assert server.metric(counted) == sent
+    assert server.metric(requests) == sent
+    assert server.served_by() - old, "the new worker served nothing"
+
+
+def test_the_access_log_is_off_by_default_and_logs_are_json(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    env.update(
+        ANALYTICS_REDIS_URL=str(settings.redis_url),
+        ANALYTICS_BIND=f"127.0.0.1:{port}",
+        ANALYTICS_WORKERS="1",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+    )
+    process = subprocess.Popen(
+        [GUNICORN, "-c", str(ROOT / "config" / "gunicorn.conf.py"), "analytics.wsgi:app"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=1):
+                return True
+        except (urllib.error.URLError, OSError):
+            assert process.poll() is None
+            return False
+
+    try:
+        wait_for(ready, "gunicorn")
+        Server(process, base, tmp_path / "none").hit(1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    lines = output.decode().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert {e["event"] for e in entries} >= {"start", "stop"}
+    assert not [e for e in entries if e["logger"] == "gunicorn.access"]
+    assert "127.0.0.1" not in output.decode().replace(f"127.0.0.1:{port}", "")
