@@ -153,21 +153,21 @@ class Metrics:
         self.job_last_success = Gauge(
             "analytics_scheduler_last_success_timestamp_seconds",
             "When each housekeeping job last finished.",
-            ["job"],
+            ["task"],
             registry=self.registry,
             multiprocess_mode="max",
         )
         self.job_duration = Histogram(
             "analytics_scheduler_job_duration_seconds",
             "How long each housekeeping job ran.",
-            ["job"],
+            ["task"],
             buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0),
             registry=self.registry,
         )
         self.lock_contention = PromCounter(
             "analytics_scheduler_lock_contention",
             "Housekeeping runs skipped because another process held the job's lock.",
-            ["job"],
+            ["task"],
             registry=self.registry,
         )
         for outcome in Outcome:

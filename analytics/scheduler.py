@@ -107,14 +107,14 @@ class Housekeeper:
         with self.store.exclusive(job, self.policy.lock_seconds) as mine:
             if not mine:
                 if self.metrics is not None:
-                    self.metrics.lock_contention.labels(job=job).inc()
+                    self.metrics.lock_contention.labels(task=job).inc()
                 return False
             started = time.perf_counter()
             result = work()
             elapsed = time.perf_counter() - started
         if self.metrics is not None:
-            self.metrics.job_duration.labels(job=job).observe(elapsed)
-            self.metrics.job_last_success.labels(job=job).set(time.time())
+            self.metrics.job_duration.labels(task=job).observe(elapsed)
+            self.metrics.job_last_success.labels(task=job).set(time.time())
         log.info(
             "housekeeping %s: %d in %.3f s",
             job,

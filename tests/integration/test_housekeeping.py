@@ -197,7 +197,7 @@ def test_housekeeping_metrics(services: Services, clock: FixedClock) -> None:
     registry = services.metrics.registry
     assert registry.get_sample_value("analytics_periods_closed_total", {"grain": "d"}) == 62
     for job in ("close_periods", "trim_online", "delete_salts"):
-        labels = {"job": job}
+        labels = {"task": job}
         assert registry.get_sample_value(
             "analytics_scheduler_last_success_timestamp_seconds", labels
         )
@@ -209,7 +209,7 @@ def test_housekeeping_metrics(services: Services, clock: FixedClock) -> None:
         assert not services.housekeeper.run("close_periods")
     assert (
         registry.get_sample_value(
-            "analytics_scheduler_lock_contention_total", {"job": "close_periods"}
+            "analytics_scheduler_lock_contention_total", {"task": "close_periods"}
         )
         == 1
     )

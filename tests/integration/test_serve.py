@@ -154,7 +154,7 @@ def test_serve_runs_the_housekeeping_scheduler(tmp_path: Path) -> None:
         def ran() -> bool:
             status, body = _get(f"http://127.0.0.1:{port}/metrics")
             return status == 200 and all(
-                f'analytics_scheduler_last_success_timestamp_seconds{{job="{job}"}}'
+                f'analytics_scheduler_last_success_timestamp_seconds{{task="{job}"}}'
                 in body.decode()
                 for job in ("close_periods", "trim_online", "delete_salts")
             )
