@@ -20,8 +20,9 @@ import sys
 from flask import Flask, Response
 
 from analytics import create_app
-from analytics.cli import Stop, build_server, configure_logging, handle_stop_signals
+from analytics.cli import Stop, build_server, handle_stop_signals
 from analytics.embedded import die_with_parent
+from analytics.logs import configure_logging
 from analytics.settings import Settings
 
 HELLO_PATH = "/bench/hello"
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     die_with_parent()
-    configure_logging()  # as `analytics serve` logs, so that it costs the same
+    configure_logging(Settings.load().log_format)  # as `analytics serve` logs, at its cost
     handle_stop_signals()
     settings = Settings.load()
     if settings.redis_url is None:
