@@ -21,6 +21,7 @@ from analytics.embedded import EmbeddedRedis
 from analytics.errors import AnalyticsError, SettingsError
 from analytics.history import parse_range
 from analytics.logs import configure_logging
+from analytics.metrics import single_process
 from analytics.scheduler import build_scheduler
 from analytics.services import EXTENSION, build_services
 from analytics.settings import Settings
@@ -92,6 +93,7 @@ def build_server(app: WSGIApplication, *, host: str, port: int, threads: int) ->
 @click.group()
 def cli() -> None:
     """visit-analytics: a self-hosted visit counter."""
+    single_process()
     configure_logging(log_format())
 
 

@@ -7,6 +7,7 @@ addresses and user agents are never logged: the audit log keeps who did what to 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -18,6 +19,24 @@ from flask import Flask, Response, g, has_request_context, request
 
 REQUEST_ID_HEADER = "X-Request-Id"
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+CANDIDATE = re.compile(r"\[?[0-9A-Fa-f.:]{2,}[0-9A-Fa-f.\]](?::\d+)?")
+
+
+def _address(token: str) -> bool:
+    """Whether ``token`` is an IP address, with or without brackets, a port or a last colon."""
+    for text in (token, token.rsplit(":", 1)[0]):
+        try:
+            ipaddress.ip_address(text.removesuffix(":").removeprefix("[").removesuffix("]"))
+        except ValueError:
+            continue
+        return True
+    return False
+
+
+def without_addresses(text: str) -> str:
+    return CANDIDATE.sub(lambda m: "<address>" if _address(m.group()) else m.group(), text)
+
+
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -40,13 +59,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class NoClientAddresses(logging.Filter):
+    """Takes IP addresses out of warnings and errors, which the service does not always word
+    itself (the server's warning about a malformed request names the client's address)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or "ip=" in str(record.msg):
+            message = record.getMessage()
+            cleaned = without_addresses(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+        return True
+
+
+def formatter_for(log_format: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter()
+    return logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
 def configure_logging(log_format: str = "json") -> None:
     """Sends the service's logs to stderr, as JSON lines or as plain text."""
     handler = logging.StreamHandler()
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(formatter_for(log_format))
+    handler.addFilter(NoClientAddresses())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -20,6 +20,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily
@@ -27,6 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from analytics.counter import Outcome
+from analytics.store import OPERATIONS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -39,6 +41,18 @@ REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 def multiprocess_dir() -> str | None:
     """The multiprocess directory when a multi-worker server prepared one, else None."""
     return os.environ.get(MULTIPROC_ENV) or None
+
+
+def single_process() -> None:
+    """Keeps this process's metrics to itself, whatever ``PROMETHEUS_MULTIPROC_DIR`` says.
+
+    For the commands that are one process (`analytics serve`, `analytics scheduler`, ...):
+    a variable meant for a gunicorn on the same host must neither crash them (a directory
+    that does not exist) nor mix their counts into that server's. Metrics created from
+    here on keep their values in memory.
+    """
+    if os.environ.pop(MULTIPROC_ENV, None) is not None:
+        values.ValueClass = values.MutexValue
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,7 @@ class Snapshot:
     store_up: bool
     sites_registered: int
     sites: tuple[SiteFigures, ...]
+    sites_skipped: int = 0
 
 
 class ScrapeTimeGauges(Collector):
@@ -73,6 +88,11 @@ class ScrapeTimeGauges(Collector):
         )
         yield GaugeMetricFamily(
             "analytics_sites_registered", "Registered sites.", value=snapshot.sites_registered
+        )
+        yield GaugeMetricFamily(
+            "analytics_sites_skipped",
+            "Sites within the cap left out of this scrape: reading them took too long.",
+            value=snapshot.sites_skipped,
         )
         families = {
             "online": GaugeMetricFamily(
@@ -172,6 +192,9 @@ class Metrics:
         )
         for outcome in Outcome:
             self.hits.labels(outcome=str(outcome))
+        # Every series exists from the start at 0, so that increase() sees a first error.
+        for operation in OPERATIONS:
+            self.redis_errors.labels(operation=operation)
 
     def hit(self, outcome: Outcome) -> None:
         self.hits.labels(outcome=str(outcome)).inc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ from analytics.sites import SiteRegistry, seed_sites
 from analytics.store import CounterStore, connect
 
 EXTENSION = "analytics"
+SCRAPE_BUDGET_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -94,16 +96,22 @@ def services() -> Services:
 def scrape_snapshot(svc: Services) -> Snapshot:
     """What /metrics reads from Redis at scrape time: readiness and the first sites' figures.
 
-    At most ``metrics_max_sites`` sites (the first by id) get gauges, so labels stay bounded.
+    At most ``metrics_max_sites`` sites (the first by id) get gauges, so labels stay bounded,
+    and the reading stops after ``SCRAPE_BUDGET_SECONDS`` (a slow Redis must not make the
+    whole scrape time out): the sites left out are counted in ``sites_skipped``.
     """
+    deadline = time.monotonic() + SCRAPE_BUDGET_SECONDS
     if not svc.store.ping():
         return Snapshot(store_up=False, sites_registered=0, sites=())
     try:
         ids = svc.store.site_ids()
     except AnalyticsError:
         return Snapshot(store_up=False, sites_registered=0, sites=())
-    figures = []
-    for site_id in ids[: svc.settings.metrics_max_sites]:
+    figures: list[SiteFigures] = []
+    wanted = ids[: svc.settings.metrics_max_sites]
+    for n, site_id in enumerate(wanted):
+        if time.monotonic() > deadline:
+            return Snapshot(True, len(ids), tuple(figures), sites_skipped=len(wanted) - n)
         try:
             doc = svc.counter.counters(site_id)
         except AnalyticsError:

@@ -30,6 +30,30 @@ DurationObserver = Callable[[str, float], None]
 
 log = logging.getLogger("analytics.store")
 
+OPERATIONS = (
+    "record_hit",
+    "read_windows",
+    "salt",
+    "load_site",
+    "save_site",
+    "site_ids",
+    "delete_site",
+    "last_closed",
+    "close_period",
+    "trim_online",
+    "delete_salts",
+    "frozen",
+    "lock",
+    "reset",
+    "reset_record",
+    "undo",
+    "audit",
+    "audit_entries",
+    "auth_failure",
+    "ping",
+)
+"""Every store operation, as named in metrics and logs (a bounded label)."""
+
 _UNAVAILABLE = (
     redis.ConnectionError,
     redis.TimeoutError,

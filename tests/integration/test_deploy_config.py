@@ -109,9 +109,20 @@ def services_of(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+REQUIRED_VALUE = "a-required-value-set-in-dot-env"
+"""What a test puts for a ``${VAR:?message}`` that Compose requires .env to set."""
+
+
 def interpolate(value: str) -> str:
-    """``value`` as Compose makes it with no .env: each ``${VAR:-default}`` is its default."""
-    return INTERPOLATION.sub(lambda m: m.group(3) or "", value)
+    """``value`` as Compose makes it with a minimal .env: each ``${VAR:-default}`` is its
+    default, each required ``${VAR:?message}`` a placeholder value."""
+
+    def one(match: re.Match[str]) -> str:
+        if "?" in (match.group(2) or ""):
+            return REQUIRED_VALUE
+        return match.group(3) or ""
+
+    return INTERPOLATION.sub(one, value)
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:

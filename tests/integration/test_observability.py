@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +19,15 @@ from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+import analytics.services
+import analytics.store
 from analytics import create_app
 from analytics.clock import FixedClock
 from analytics.embedded import EmbeddedRedis
 from analytics.logs import JsonFormatter
 from analytics.services import Services
 from analytics.settings import Settings
+from analytics.store import OPERATIONS
 from tests.conftest import BROWSER_UA, hit
 
 METRICS_TOKEN = "metrics-token-for-tests"
@@ -178,3 +185,49 @@ def test_redis_errors_are_json_lines_and_the_scrape_says_redis_is_down(
     assert found[("analytics_redis_errors_total", (("operation", "load_site"),))] >= 1
     text = "\n".join(json_lines)
     assert "198.51.100" not in text and "Mozilla" not in text
+
+
+def test_every_store_operation_has_an_error_series_from_the_start(client: FlaskClient) -> None:
+    """A first failure must show as an increase, so every operation's series starts at 0;
+    and the list of operations is every name the store times and reports."""
+    source = (Path(analytics.store.__file__)).read_text(encoding="utf-8")
+    named = set(re.findall(r'_call\("([a-z_]+)"\)', source)) | {"ping"}
+    assert named == set(OPERATIONS)
+    found = samples(client)
+    for operation in OPERATIONS:
+        assert found[("analytics_redis_errors_total", (("operation", operation),))] == 0
+
+
+def test_a_slow_scrape_stops_reading_sites_and_says_how_many_it_left_out(
+    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for site in ("a-site", "b-site"):
+        services.sites.upsert({"id": site})
+    monkeypatch.setattr(analytics.services, "SCRAPE_BUDGET_SECONDS", -1.0)  # already spent
+    found = samples(client)
+    assert found[("analytics_sites_skipped", ())] == 3
+    assert not [k for k in found if k[0] == "analytics_site_online"]
+    assert found[("analytics_store_up", ())] == 1
+
+
+def test_one_process_commands_ignore_a_multiprocess_directory(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """PROMETHEUS_MULTIPROC_DIR meant for a gunicorn on the host neither stops a command
+    (here a directory that does not exist) nor gets its metric files."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    env.update(
+        ANALYTICS_REDIS_URL=str(settings.redis_url),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "missing"),
+    )
+    analytics_command = str(Path(sys.executable).parent / "analytics")
+    result = subprocess.run(
+        [analytics_command, "sites", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "missing").exists()

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -17,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -35,6 +37,7 @@ class Server:
     process: subprocess.Popen[bytes]
     base: str
     log: Path
+    metrics_dir: Path
 
     def workers(self) -> set[int]:
         """The master's live worker processes."""
@@ -87,7 +90,7 @@ def server(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Ite
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    running = Server(process, f"http://127.0.0.1:{port}", log)
+    running = Server(process, f"http://127.0.0.1:{port}", log, tmp_path / "metrics")
 
     def ready() -> bool:
         try:
@@ -128,8 +131,11 @@ def test_metrics_add_up_every_worker_and_survive_a_worker_restart(server: Server
     # A worker dies (as after a crash or a max-requests recycle) and the master replaces it.
     old = server.workers()
     victim = max(old)
+    live_gauges = server.metrics_dir / f"gauge_livesum_{victim}.db"
+    assert live_gauges.exists()  # the spool depth, a gauge that lives and dies with a worker
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: victim not in server.workers() and len(server.workers()) == 2, "a new worker")
+    assert not live_gauges.exists()  # child_exit marked it dead: its live gauges left with it
     for _ in range(10):  # scrapes answered by either worker
         assert server.metric(counted) == sent
 
@@ -171,7 +177,11 @@ def test_the_access_log_is_off_by_default_and_logs_are_json(
 
     try:
         wait_for(ready, "gunicorn")
-        Server(process, base, tmp_path / "none").hit(1)
+        Server(process, base, tmp_path / "none", tmp_path / "metrics").hit(1)
+        # A malformed request: gunicorn's warning about it would name the client's address.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+            assert raw.recv(1024).startswith(b"HTTP/1.1 400")
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
@@ -180,4 +190,47 @@ def test_the_access_log_is_off_by_default_and_logs_are_json(
     entries = [json.loads(line) for line in lines]
     assert {e["event"] for e in entries} >= {"start", "stop"}
     assert not [e for e in entries if e["logger"] == "gunicorn.access"]
-    assert "127.0.0.1" not in output.decode().replace(f"127.0.0.1:{port}", "")
+    text = output.decode().replace(f"Listening at: http://127.0.0.1:{port}", "")  # its own
+    assert "Invalid request from ip=<address>" in text
+    assert "127.0.0.1" not in text and "Mozilla" not in text
+
+
+def load_config(monkeypatch: pytest.MonkeyPatch, multiproc_dir: Path | None) -> dict[str, Any]:
+    """config/gunicorn.conf.py run as gunicorn runs it, with or without the variable set."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    if multiproc_dir is not None:
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(multiproc_dir))
+    namespace: dict[str, Any] = {"__file__": str(ROOT / "config" / "gunicorn.conf.py")}
+    exec((ROOT / "config" / "gunicorn.conf.py").read_text(encoding="utf-8"), namespace)
+    return namespace
+
+
+class QuietServer:
+    class log:
+        @staticmethod
+        def info(*args: Any, **kwargs: Any) -> None:
+            pass
+
+
+def test_each_server_has_a_metrics_directory_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    first = load_config(monkeypatch, None)
+    second = load_config(monkeypatch, None)
+    try:
+        assert first["multiproc_dir"] != second["multiproc_dir"]  # two servers on one host
+        assert first["multiproc_dir"].is_dir() and first["own_dir"]
+    finally:
+        for config in (first, second):
+            config["on_exit"](QuietServer())
+    assert not first["multiproc_dir"].exists()  # its own directory goes with the server
+
+    # A directory given by the operator: only metric files are removed from it, at start.
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "counter_123.db").write_bytes(b"x")
+    (given / "notes.txt").write_text("kept")
+    config = load_config(monkeypatch, given)
+    config["on_starting"](QuietServer())
+    config["on_exit"](QuietServer())
+    assert sorted(p.name for p in given.iterdir()) == ["notes.txt"]
