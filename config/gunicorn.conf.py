@@ -6,8 +6,8 @@ Run `analytics scheduler` beside it, once per deployment: the web workers never 
 housekeeping. Environment:
 
 - ANALYTICS_BIND: address to listen on (127.0.0.1:8000; 0.0.0.0:8000 in a container).
-- ANALYTICS_WORKERS: worker processes (one per CPU this process may run on: each runs
-  Python under its own GIL).
+- ANALYTICS_WORKERS: worker processes (one per CPU this process may use, a container's CPU
+  quota included: each runs Python under its own GIL).
 - ANALYTICS_THREADS: threads per worker (8: a beacon spends much of its time waiting on Redis).
 - ANALYTICS_ACCESS_LOG: "-" for an access log on stdout (off by default: a line per beacon
   costs CPU, and the counts are in /metrics).
@@ -17,6 +17,7 @@ housekeeping. Environment:
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -33,8 +34,21 @@ multiproc_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 from prometheus_client import multiprocess  # noqa: E402
 
+
+def usable_cpus() -> int:
+    """CPUs this process may run on, within a container's CPU quota (cgroup v2) if any."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+
+
 bind = [os.environ.get("ANALYTICS_BIND", "127.0.0.1:8000")]
-workers = int(os.environ.get("ANALYTICS_WORKERS") or len(os.sched_getaffinity(0)))
+workers = int(os.environ.get("ANALYTICS_WORKERS") or usable_cpus())
 # Threads, not an event loop: redis-py and the Lua round trip block, and gthread needs no
 # monkey-patching; each worker keeps its Redis connection pool across its threads.
 worker_class = "gthread"

@@ -22,10 +22,12 @@ from typing import Any
 
 import pytest
 import redis
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.embedded import free_port
 from analytics.settings import Settings
-from tests.conftest import BROWSER_UA, wait_for
+from tests.conftest import BROWSER_UA, hit, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
@@ -147,6 +149,33 @@ def test_metrics_add_up_every_worker_and_survive_a_worker_restart(server: Server
     assert server.served_by() - old, "the new worker served nothing"
 
 
+def families(text: str) -> set[str]:
+    """The metric families of an exposition that have samples; not the ``_created`` series,
+    which only a one-process registry has (and no query uses)."""
+    return {
+        f.name
+        for f in text_string_to_metric_families(text)
+        if f.samples and not f.name.endswith("_created")
+    }
+
+
+def test_the_workers_scrape_has_every_family_of_a_one_process_scrape(
+    server: Server, client: FlaskClient
+) -> None:
+    """The dashboard and alerts are checked against a one-process scrape
+    (test_deploy_config.py); the sum over workers must expose the same families."""
+    assert server.hit(1) == 204
+    assert hit(client) == 204
+    client.get("/api/v1/sites/demo/counters")
+    server.hit(2)
+    urllib.request.urlopen(f"{server.base}/api/v1/sites/demo/counters", timeout=10).close()
+    one_process = families(client.get("/metrics").get_data(as_text=True))
+    with urllib.request.urlopen(f"{server.base}/metrics", timeout=10) as response:
+        workers = families(response.read().decode())
+    assert one_process - workers == set()
+    assert "analytics_redis_duration_seconds" in workers and "analytics_site_online" in workers
+
+
 def test_the_access_log_is_off_by_default_and_logs_are_json(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -234,3 +263,42 @@ def test_each_server_has_a_metrics_directory_of_its_own(
     config["on_starting"](QuietServer())
     config["on_exit"](QuietServer())
     assert sorted(p.name for p in given.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("max 100000", "all"), ("150000 100000", 2), ("50000 100000", 1), (None, "all")],
+)
+def test_workers_follow_a_container_cpu_quota(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cpu_max: str | None, expected: object
+) -> None:
+    config = load_config(monkeypatch, tmp_path)
+    cgroup = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        cgroup.write_text(cpu_max + "\n")
+    # The config reads /sys/fs/cgroup/cpu.max; here, a file of the test's.
+    config["usable_cpus"].__globals__["Path"] = lambda _: cgroup
+    cpus = len(os.sched_getaffinity(0))
+    want = cpus if expected == "all" else min(cpus, int(str(expected)))
+    assert config["usable_cpus"]() == want
+
+
+def test_gunicorn_without_the_config_is_warned_about(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Without config/gunicorn.conf.py there is no shared metrics directory: each worker would
+    answer /metrics with its own figures, so the app says so when it loads."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["ANALYTICS_REDIS_URL"] = str(settings.redis_url)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import gunicorn, analytics.wsgi"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    warnings = [json.loads(line) for line in loaded.stderr.splitlines()]
+    assert [w["event"] for w in warnings] == ["metrics_per_worker"]
