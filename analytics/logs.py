@@ -8,10 +8,12 @@ addresses and user agents are never logged: the audit log keeps who did what to 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import logging
+import os
 import re
-import uuid
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,13 +96,32 @@ def configure_logging(log_format: str = "json") -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+class _RequestIds:
+    """Ids unique across processes without a system call each (uuid4 reads the kernel's random
+    source on every request): a random prefix per process, then a counter."""
+
+    def __init__(self) -> None:
+        self.renew()
+        os.register_at_fork(after_in_child=self.renew)
+
+    def renew(self) -> None:
+        self.prefix = secrets.token_hex(8)
+        self.sequence = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.sequence):016x}"
+
+
+new_request_id = _RequestIds()
+
+
 def init_app(app: Flask) -> None:
     """Gives every request an id (the proxy's ``X-Request-Id`` when well-formed) and echoes it."""
 
     @app.before_request
     def assign_request_id() -> None:
         given = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = given if VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        g.request_id = given if VALID_REQUEST_ID.fullmatch(given) else new_request_id()
 
     @app.after_request
     def echo_request_id(response: Response) -> Response:
