@@ -195,6 +195,13 @@ def site_fields(options: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
+def show_changed(site: dict[str, Any], verb: str, as_json: bool) -> None:
+    if as_json:
+        print_json(site)
+    else:
+        click.echo(f"site '{site['id']}' {verb}\n{site_lines(site)}")
+
+
 @sites.command("add")
 @click.argument("site")
 @site_options
@@ -204,10 +211,7 @@ def add_site(site: str, as_json: bool, **options: Any) -> None:
     fields = {"id": site, **site_fields(options)}
     with admin_service() as admin:
         created = admin.create_site(fields, actor())
-    if as_json:
-        print_json(created)
-        return
-    click.echo(f"site '{site}' added\n{site_lines(created)}")
+    show_changed(created, "added", as_json)
 
 
 @sites.command("update")
@@ -221,10 +225,7 @@ def update_site(site: str, as_json: bool, **options: Any) -> None:
         raise click.UsageError("nothing to change: give at least one field option")
     with admin_service() as admin:
         updated = admin.update_site(site, fields, actor())
-    if as_json:
-        print_json(updated)
-        return
-    click.echo(f"site '{site}' updated\n{site_lines(updated)}")
+    show_changed(updated, "updated", as_json)
 
 
 @sites.command("delete")

@@ -11,39 +11,39 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 WRK = Path("/usr/bin/wrk")
 
+needs_wrk = pytest.mark.skipif(
+    not WRK.exists(), reason="wrk is not installed (apt-get install -y wrk)"
+)
+
+
+def quick(module: str, timeout: float) -> str:
+    """Runs ``python -m <module> --quick``; its standard output, once it exited 0."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
 
 @pytest.mark.slow
-@pytest.mark.skipif(not WRK.exists(), reason="wrk is not installed (apt-get install -y wrk)")
+@needs_wrk
 def test_the_quick_load_test_counts_and_prints_the_ratio() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.load", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "ratio beacon/hello (req/s): " in result.stdout, output
-    assert "counted pageviews: " in result.stdout, output
+    output = quick("bench.load", timeout=120)
+    assert "ratio beacon/hello (req/s): " in output, output
+    assert "counted pageviews: " in output, output
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not WRK.exists(), reason="wrk is not installed (apt-get install -y wrk)")
+@needs_wrk
 def test_the_server_comparison_runs_both_servers_and_prints_the_ratios() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.servers", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+    output = quick("bench.servers", timeout=240)
     for server in ("analytics serve", "gunicorn"):
         for route in ("beacon", "counters"):
-            assert f"{server:<17}{route:<10}" in result.stdout, output
-    assert "ratio gunicorn/serve, beacon (req/s): " in result.stdout, output
-    assert "ratio gunicorn/serve, counters (req/s): " in result.stdout, output
+            assert f"{server:<17}{route:<10}" in output, output
+    assert "ratio gunicorn/serve, beacon (req/s): " in output, output
+    assert "ratio gunicorn/serve, counters (req/s): " in output, output

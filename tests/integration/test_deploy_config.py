@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -834,25 +834,16 @@ def exposed(client: FlaskClient, services: Services) -> Exposed:
     return Exposed(response.get_data(as_text=True))
 
 
-def test_dashboard_queries_ask_for_exposed_metrics_and_labels(
-    exposed: Exposed, prometheus_config: dict[str, Any]
+@pytest.mark.parametrize("queries", [dashboard_queries, alert_queries], ids=["dashboard", "alerts"])
+def test_queries_ask_for_exposed_metrics_and_labels(
+    exposed: Exposed,
+    prometheus_config: dict[str, Any],
+    queries: Callable[[], list[tuple[str, str]]],
 ) -> None:
     jobs = set(scrape_jobs(prometheus_config))
     problems = [
         f"{where}: {problem}"
-        for where, expr in dashboard_queries()
-        for problem in exposed.problems(expr, jobs)
-    ]
-    assert not problems, "\n".join(problems)
-
-
-def test_alert_queries_ask_for_exposed_metrics_and_labels(
-    exposed: Exposed, prometheus_config: dict[str, Any]
-) -> None:
-    jobs = set(scrape_jobs(prometheus_config))
-    problems = [
-        f"{where}: {problem}"
-        for where, expr in alert_queries()
+        for where, expr in queries()
         for problem in exposed.problems(expr, jobs)
     ]
     assert not problems, "\n".join(problems)

@@ -16,6 +16,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,26 +70,24 @@ class Server:
         raise AssertionError(f"{sample} not in /metrics")
 
 
-@pytest.fixture
-def server(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def gunicorn(settings: Settings, tmp_path: Path, *, workers: int, **env: str) -> Iterator[Server]:
+    """The production server as deployed, on the test Redis; stopped with SIGTERM, exit 0."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
-    env.update(
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    environ.update(
         ANALYTICS_REDIS_URL=str(settings.redis_url),
         ANALYTICS_BIND=f"127.0.0.1:{port}",
-        ANALYTICS_WORKERS="2",
-        ANALYTICS_THREADS="4",
-        ANALYTICS_ACCESS_LOG="-",
-        # No read cache: the counters read straight after a hit must include it.
-        ANALYTICS_READ_CACHE_SECONDS="0",
+        ANALYTICS_WORKERS=str(workers),
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        **env,
     )
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [GUNICORN, "-c", str(ROOT / "config" / "gunicorn.conf.py"), "analytics.wsgi:app"],
             cwd=tmp_path,
-            env=env,
+            env=environ,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -97,13 +96,13 @@ def server(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Ite
     def ready() -> bool:
         try:
             with urllib.request.urlopen(f"{running.base}/readyz", timeout=1):
-                return len(running.workers()) == 2
+                return len(running.workers()) == workers
         except (urllib.error.URLError, OSError):
             assert process.poll() is None, log.read_text()
             return False
 
     try:
-        wait_for(ready, "gunicorn with two workers")
+        wait_for(ready, f"gunicorn with {workers} workers")
         yield running
     finally:
         process.send_signal(signal.SIGTERM)
@@ -112,6 +111,21 @@ def server(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Ite
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+@pytest.fixture
+def server(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Iterator[Server]:
+    # The access log names the worker of each request; no read cache, so that the counters
+    # read straight after a hit include it.
+    with gunicorn(
+        settings,
+        tmp_path,
+        workers=2,
+        ANALYTICS_THREADS="4",
+        ANALYTICS_ACCESS_LOG="-",
+        ANALYTICS_READ_CACHE_SECONDS="0",
+    ) as running:
+        yield running
 
 
 def test_metrics_add_up_every_worker_and_survive_a_worker_restart(server: Server) -> None:
@@ -179,47 +193,18 @@ def test_the_workers_scrape_has_every_family_of_a_one_process_scrape(
 def test_the_access_log_is_off_by_default_and_logs_are_json(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
-    env.update(
-        ANALYTICS_REDIS_URL=str(settings.redis_url),
-        ANALYTICS_BIND=f"127.0.0.1:{port}",
-        ANALYTICS_WORKERS="1",
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
-    )
-    process = subprocess.Popen(
-        [GUNICORN, "-c", str(ROOT / "config" / "gunicorn.conf.py"), "analytics.wsgi:app"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=1):
-                return True
-        except (urllib.error.URLError, OSError):
-            assert process.poll() is None
-            return False
-
-    try:
-        wait_for(ready, "gunicorn")
-        Server(process, base, tmp_path / "none", tmp_path / "metrics").hit(1)
+    with gunicorn(settings, tmp_path, workers=1) as server:
+        server.hit(1)
         # A malformed request: gunicorn's warning about it would name the client's address.
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        host, _, port = server.base.removeprefix("http://").rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
             raw.sendall(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
             assert raw.recv(1024).startswith(b"HTTP/1.1 400")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0
-    lines = output.decode().splitlines()
-    entries = [json.loads(line) for line in lines]
+    output = server.log.read_text()
+    entries = [json.loads(line) for line in output.splitlines()]
     assert {e["event"] for e in entries} >= {"start", "stop"}
     assert not [e for e in entries if e["logger"] == "gunicorn.access"]
-    text = output.decode().replace(f"Listening at: http://127.0.0.1:{port}", "")  # its own
+    text = output.replace(f"Listening at: {server.base}", "")  # its own address
     assert "Invalid request from ip=<address>" in text
     assert "127.0.0.1" not in text and "Mozilla" not in text
 
