@@ -10,7 +10,7 @@ import getpass
 import json
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -55,6 +55,14 @@ def admin_service() -> Iterator[Admin]:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def answer(data: Any, as_json: bool, text: Callable[[], str]) -> None:
+    """Prints ``data`` as JSON with ``--json``, else the readable ``text`` made of it."""
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(text())
 
 
 def count(value: int) -> str:
@@ -196,10 +204,7 @@ def site_fields(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def show_changed(site: dict[str, Any], verb: str, as_json: bool) -> None:
-    if as_json:
-        print_json(site)
-    else:
-        click.echo(f"site '{site['id']}' {verb}\n{site_lines(site)}")
+    answer(site, as_json, lambda: f"site '{site['id']}' {verb}\n{site_lines(site)}")
 
 
 @sites.command("add")
@@ -238,10 +243,7 @@ def delete_site(site: str, confirm: str | None, as_json: bool) -> None:
         raise click.UsageError(f"deleting removes every count of '{site}': add --confirm {site}")
     with admin_service() as admin:
         result = admin.delete_site(site, confirm, actor())
-    if as_json:
-        print_json(result)
-        return
-    click.echo(f"site '{site}' deleted ({result['keys']} keys removed)")
+    answer(result, as_json, lambda: f"site '{site}' deleted ({result['keys']} keys removed)")
 
 
 # --- offsets -----------------------------------------------------------------------------
@@ -270,11 +272,14 @@ def offsets(
             values = {key: value or 0 for key, value in given.items()}
             result = admin.set_offsets(site, values, actor())["offsets"]
             verb = "set to"
-    if as_json:
-        print_json(result)
-        return
-    click.echo(f"offsets of '{site}' {verb}:")
-    click.echo(table(METRICS, [[count(result[m]) for m in METRICS]], right=3))
+    answer(
+        result,
+        as_json,
+        lambda: (
+            f"offsets of '{site}' {verb}:\n"
+            + table(METRICS, [[count(result[m]) for m in METRICS]], right=3)
+        ),
+    )
 
 
 # --- reset -------------------------------------------------------------------------------
@@ -303,18 +308,22 @@ def reset(
 ) -> None:
     """Empty windows of SITE (offsets are kept), or undo a reset with --undo.
 
-    What a reset removes is kept for 30 days; undo adds it back onto the hits counted since.
+    What a reset removes is kept aside; undo adds it back onto the hits counted since, until
+    a period it emptied ends (a day at midnight; the total within 30 days).
     """
     if undo_id is not None:
         if windows or all_windows:
             raise click.UsageError("--undo takes no --window or --all")
         with admin_service() as admin:
             undone = admin.undo(site, undo_id, actor())
-        if as_json:
-            print_json(undone)
-            return
-        click.echo(f"reset {undo_id} of '{site}' undone; counters now:\n")
-        click.echo(windows_table(undone["counters"]))
+        answer(
+            undone,
+            as_json,
+            lambda: (
+                f"reset {undo_id} of '{site}' undone; counters now:\n\n"
+                + windows_table(undone["counters"])
+            ),
+        )
         return
     if all_windows == bool(windows):
         raise click.UsageError("give --window (one or more) or --all")
@@ -326,12 +335,15 @@ def reset(
         if not yes:
             click.confirm(f"Empty {', '.join(chosen)} of site '{site}'?", abort=True, err=True)
         result = admin.reset(site, {"windows": chosen}, actor())
-    if as_json:
-        print_json(result)
-        return
-    click.echo(f"reset {result['reset_id']} of '{site}' done; the counters before it:\n")
-    click.echo(windows_table(result["before"]))
-    click.echo(f"\nundo with: analytics reset {site} --undo {result['reset_id']}")
+    answer(
+        result,
+        as_json,
+        lambda: (
+            f"reset {result['reset_id']} of '{site}' done; the counters before it:\n\n"
+            + windows_table(result["before"])
+            + f"\n\nundo with: analytics reset {site} --undo {result['reset_id']}"
+        ),
+    )
 
 
 # --- audit -------------------------------------------------------------------------------

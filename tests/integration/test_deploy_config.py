@@ -381,16 +381,7 @@ def test_the_gunicorn_app_imports_and_is_a_wsgi_callable(
         f"app = getattr(importlib.import_module({module!r}), {attribute!r})\n"
         "sys.exit(0 if callable(app) else 3)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        env=service_env(compose, "web", redis_url, tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    in_web_service(compose, redis_url, tmp_path, "-c", probe)
 
 
 @pytest.mark.usefixtures("redis_client")
@@ -401,16 +392,9 @@ def test_gunicorn_binds_where_the_port_is_published(
     web = services_of(compose)["web"]
     argv = command(web)
     assert argv is not None and argv[0] == "gunicorn"
-    result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--print-config", *argv[1:]],
-        cwd=ROOT,
-        env=service_env(compose, "web", redis_url, tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = in_web_service(
+        compose, redis_url, tmp_path, "-m", "gunicorn", "--print-config", *argv[1:]
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     settings = {
         name.strip(): value.strip()
         for name, sep, value in (line.partition("=") for line in result.stdout.splitlines())
@@ -420,6 +404,23 @@ def test_gunicorn_binds_where_the_port_is_published(
     assert [int(b.rpartition(":")[2]) for b in binds] == [listen_port(web)]
     assert all(b.rpartition(":")[0] in ("0.0.0.0", "[::]") for b in binds), binds
     assert listen_port(web) in published_ports(web)
+
+
+def in_web_service(
+    compose: dict[str, Any], redis_url: str, tmp: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``python *args`` in the web service's environment; its result, once it exited 0."""
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=service_env(compose, "web", redis_url, tmp),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def service_env(compose: dict[str, Any], name: str, redis_url: str, tmp: Path) -> dict[str, str]:
