@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import Dialog, Page
 
 from analytics.sites import MAX_COUNT
-from tests.browser.conftest import CHROMIUM, Browsing, Service, wait_until
-from tests.conftest import EXAMPLE_INSTANT, hit
+from tests.browser.helpers import CHROMIUM, Browsing, Service, wait_until
+from tests.helpers import EXAMPLE_INSTANT, hit
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"

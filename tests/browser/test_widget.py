@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, Route
 
 from analytics.embedded import free_port
-from tests.browser.conftest import (
+from tests.browser.helpers import (
     CHROMIUM,
     Browsing,
     HostPages,
@@ -21,7 +21,7 @@ from tests.browser.conftest import (
     wait_for_rows,
     wait_until,
 )
-from tests.conftest import BROWSER_UA
+from tests.helpers import BROWSER_UA
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"

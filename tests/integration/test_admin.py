@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from analytics import create_app
 from analytics.clock import FixedClock
 from analytics.settings import Settings
-from tests.conftest import counters, hit
+from tests.helpers import counters, hit
 
 TOKEN = "s3cret-admin-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 
 from analytics.clock import FixedClock
 from analytics.settings import Settings
-from tests.conftest import counters, hit
+from tests.helpers import counters, hit
 
 ANALYTICS = str(Path(sys.executable).parent / "analytics")
 

@@ -33,7 +33,7 @@ from analytics.embedded import die_with_parent, free_port, redis_server_binary
 from analytics.keys import KeySpace
 from analytics.periods import WINDOWS
 from analytics.settings import Settings
-from tests.conftest import BROWSER_UA, EXAMPLE_INSTANT, counters, hit, wait_for
+from tests.helpers import BROWSER_UA, EXAMPLE_INSTANT, counters, hit, wait_for
 
 pytestmark = pytest.mark.slow
 

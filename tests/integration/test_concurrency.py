@@ -16,7 +16,7 @@ from analytics import create_app
 from analytics.cli import build_server
 from analytics.clock import FixedClock
 from analytics.settings import Settings
-from tests.conftest import BROWSER_UA
+from tests.helpers import BROWSER_UA
 
 THREADS = 8
 HITS = 2000

@@ -37,7 +37,7 @@ from werkzeug.serving import make_server
 from analytics.cli import cli
 from analytics.embedded import free_port, redis_server_binary
 from analytics.services import Services
-from tests.conftest import hit, wait_for
+from tests.helpers import hit, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from analytics.clock import FixedClock
 from analytics.services import Services
 from analytics.settings import Settings
-from tests.conftest import hit
+from tests.helpers import hit
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -18,7 +18,7 @@ import redis
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.conftest import BROWSER_UA, counters, hit
+from tests.helpers import BROWSER_UA, counters, hit
 
 HIT = "/api/v1/hit"
 GIF = "/api/v1/hit.gif"

@@ -18,7 +18,7 @@ from analytics.scheduler import build_scheduler
 from analytics.services import Services, build_services
 from analytics.settings import Settings
 from analytics.store import CounterStore
-from tests.conftest import BROWSER_UA, counters
+from tests.helpers import BROWSER_UA, counters
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 

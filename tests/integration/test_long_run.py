@@ -11,7 +11,7 @@ import redis
 from analytics.clock import FixedClock
 from analytics.counter import Hit, Kind, Outcome
 from analytics.services import Services
-from tests.conftest import BROWSER_UA
+from tests.helpers import BROWSER_UA
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ from analytics.logs import JsonFormatter
 from analytics.services import Services
 from analytics.settings import Settings
 from analytics.store import OPERATIONS
-from tests.conftest import BROWSER_UA, hit
+from tests.helpers import BROWSER_UA, hit
 
 METRICS_TOKEN = "metrics-token-for-tests"
 

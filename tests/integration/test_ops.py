@@ -15,7 +15,7 @@ from analytics.clock import FixedClock
 from analytics.embedded import EmbeddedRedis
 from analytics.services import Services
 from analytics.settings import Settings
-from tests.conftest import hit
+from tests.helpers import hit
 
 
 def test_healthz_and_readyz(client: FlaskClient) -> None:

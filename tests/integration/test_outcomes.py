@@ -12,7 +12,7 @@ from analytics import create_app
 from analytics.clock import FixedClock
 from analytics.services import Services
 from analytics.settings import Settings
-from tests.conftest import counters, hit
+from tests.helpers import counters, hit
 
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 HEADLESS = (

@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.embedded import free_port
 from analytics.settings import Settings
-from tests.conftest import BROWSER_UA, hit, wait_for
+from tests.helpers import BROWSER_UA, hit, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")

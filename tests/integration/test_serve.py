@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from analytics.embedded import free_port
 from analytics.services import build_services
 from analytics.settings import Settings
-from tests.conftest import BROWSER_UA, wait_for
+from tests.helpers import BROWSER_UA, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 from flask.testing import FlaskClient
 
-from tests.conftest import counters, hit
+from tests.helpers import counters, hit
 
 
 def test_a_hit_changes_the_counters(client: FlaskClient) -> None:

@@ -7,7 +7,7 @@ import gzip
 from flask.testing import FlaskClient
 
 from analytics.services import Services
-from tests.conftest import hit
+from tests.helpers import hit
 
 
 def test_the_iframe_box_shows_live_counts(client: FlaskClient, services: Services) -> None:

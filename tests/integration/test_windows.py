@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from analytics.clock import FixedClock
 from analytics.services import Services
-from tests.conftest import counters, hit
+from tests.helpers import counters, hit
 
 HCM = "Asia/Ho_Chi_Minh"
 BERLIN = "Europe/Berlin"
