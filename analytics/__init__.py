@@ -8,8 +8,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from analytics import logs, web
 from analytics.clock import Clock, system_clock
-from analytics.metrics import ScrapeTimeGauges
-from analytics.services import EXTENSION, build_services, scrape_snapshot
+from analytics.metrics import ScrapeTimeGauges, read_snapshot
+from analytics.services import build_services
 from analytics.settings import Settings
 
 __all__ = ["create_app"]
@@ -32,7 +32,6 @@ def create_app(
     app = Flask(__name__, static_folder=None)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = services
     if settings.trusted_proxies:
         # Only the client address is taken from the proxies; nothing here uses host or scheme.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -40,6 +39,9 @@ def create_app(
         )
     logs.init_app(app)
     services.metrics.init_app(app)
-    services.metrics.add_scrape_time(ScrapeTimeGauges(lambda: scrape_snapshot(services)))
-    web.init_app(app)
+    max_sites = settings.metrics_max_sites
+    services.metrics.add_scrape_time(
+        ScrapeTimeGauges(lambda: read_snapshot(services.store, services.reading, max_sites))
+    )
+    web.init_app(app, services)
     return app

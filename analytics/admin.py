@@ -11,11 +11,11 @@ from dataclasses import asdict
 from typing import Any
 
 from analytics.clock import Clock
-from analytics.counter import Counter
 from analytics.errors import Conflict, InvalidInput, UnknownReset, UnknownSite
 from analytics.periods import Grain, from_name, local_date, windows_at
-from analytics.sites import Site, SiteRegistry, parse_offsets, valid_site_id
-from analytics.store import CounterStore
+from analytics.reading import Reading
+from analytics.sites import Site, SiteRegistry, parse_offsets
+from analytics.store import Store
 
 MAX_AUDIT_ENTRIES = 10_000
 RESETTABLE = ("today", "this_week", "this_month", "total")
@@ -32,12 +32,10 @@ def _body(data: Any) -> Mapping[str, Any]:
 
 
 class Admin:
-    def __init__(
-        self, store: CounterStore, sites: SiteRegistry, counter: Counter, clock: Clock
-    ) -> None:
+    def __init__(self, store: Store, sites: SiteRegistry, reading: Reading, clock: Clock) -> None:
         self.store = store
         self.sites = sites
-        self.counter = counter
+        self.reading = reading
         self.clock = clock
 
     def record(self, action: str, site: str | None, actor: str, change: Any = None) -> None:
@@ -51,7 +49,7 @@ class Admin:
             f" on {site}" if site else "",
             extra={"event": "admin_action", "action": action, "site": site or None},
         )
-        self.store.audit(
+        self.store.audit.append(
             {
                 "time": self.clock().isoformat(timespec="seconds"),
                 "action": action,
@@ -65,7 +63,7 @@ class Admin:
 
     def audit(self, limit: int = 100) -> list[dict[str, Any]]:
         entries = []
-        for raw in self.store.audit_entries(limit):
+        for raw in self.store.audit.entries(limit):
             entries.append(
                 {
                     "time": raw.get("time"),
@@ -84,8 +82,6 @@ class Admin:
         return self._site(site_id).to_dict()
 
     def _site(self, site_id: str) -> Site:
-        if not valid_site_id(site_id):
-            raise UnknownSite(site_id[:80])
         self.sites.forget(site_id)
         return self.sites.get(site_id)
 
@@ -116,7 +112,7 @@ class Admin:
         offsets = parse_offsets(_body(data))
         site = current.updated({"offsets": asdict(offsets)})
         self.sites.save(site)
-        self.counter.forget(site_id)
+        self.reading.forget(site_id)
         change = {"from": current.to_dict()["offsets"], "to": site.to_dict()["offsets"]}
         self.record("offsets_set", site_id, actor, change)
         return site.to_dict()
@@ -128,9 +124,9 @@ class Admin:
             raise InvalidInput(
                 f"deleting removes every count: add ?confirm={site_id}", field="confirm"
             )
-        deleted = self.store.delete_site(site_id)
+        deleted = self.store.sites.delete(site_id)
         self.sites.forget(site_id)
-        self.counter.forget(site_id)
+        self.reading.forget(site_id)
         self.record("site_deleted", site_id, actor, {"site": site.to_dict(), "keys": deleted})
         return {"site": site_id, "deleted": True, "keys": deleted}
 
@@ -154,7 +150,7 @@ class Admin:
                 field="windows",
             )
         windows = list(dict.fromkeys(windows))
-        before = self.counter.counters(site_id, fresh=True)
+        before = self.reading.counters(site_id, fresh=True).to_json()
         by_name = windows_at(local_date(self.clock(), site.zone), site.week_start)
         periods = [by_name[w] for w in windows]
         reset_id = secrets.token_hex(8)
@@ -165,8 +161,8 @@ class Admin:
             "before": json.dumps(before, ensure_ascii=False),
             "undone": "0",
         }
-        self.store.reset(site_id, reset_id, periods, record, KEEP_RESETS_SECONDS)
-        self.counter.forget(site_id)  # the cache holds ``before`` now
+        self.store.resets.reset(site_id, reset_id, periods, record, KEEP_RESETS_SECONDS)
+        self.reading.forget(site_id)  # the cache holds ``before`` now
         self.record("reset", site_id, actor, {"reset_id": reset_id, "windows": windows})
         return {"reset_id": reset_id, "before": before}
 
@@ -174,12 +170,12 @@ class Admin:
         """Adds back what a reset removed; hits counted since stay. 409 the second time."""
         self._site(site_id)
         record = (
-            self.store.reset_record(site_id, reset_id) if RESET_ID.fullmatch(reset_id) else None
+            self.store.resets.record(site_id, reset_id) if RESET_ID.fullmatch(reset_id) else None
         )
         if record is None:
             raise UnknownReset(f"no reset '{reset_id[:40]}' of site '{site_id}'")
         periods = [from_name(Grain(g), name) for g, name in json.loads(record["periods"])]
-        done = self.store.undo(site_id, reset_id, periods)
+        done = self.store.resets.undo(site_id, reset_id, periods)
         if done == 0:
             raise Conflict(f"reset '{reset_id}' was undone already")
         if done == -2:
@@ -194,5 +190,5 @@ class Admin:
         return {
             "reset_id": reset_id,
             "undone": True,
-            "counters": self.counter.counters(site_id, fresh=True),
+            "counters": self.reading.counters(site_id, fresh=True).to_json(),
         }

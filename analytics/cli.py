@@ -23,8 +23,9 @@ from analytics.history import parse_range
 from analytics.logs import configure_logging
 from analytics.metrics import single_process
 from analytics.scheduler import build_scheduler
-from analytics.services import EXTENSION, build_services
+from analytics.services import build_services
 from analytics.settings import Settings
+from analytics.web.context import EXTENSION
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

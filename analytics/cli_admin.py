@@ -124,7 +124,9 @@ def list_sites(as_json: bool) -> None:
     """Every site with today's and all-time counts."""
     with admin_service() as admin:
         listed = admin.list_sites()
-        docs = {site["id"]: admin.counter.counters(site["id"], fresh=True) for site in listed}
+        docs = {
+            site["id"]: admin.reading.counters(site["id"], fresh=True).to_json() for site in listed
+        }
     if as_json:
         print_json({"sites": [{**site, "counters": docs[site["id"]]} for site in listed]})
         return
@@ -158,7 +160,7 @@ def show_site(site: str, as_json: bool) -> None:
     """One site's settings and its counters in every window."""
     with admin_service() as admin:
         found = admin.get_site(site)
-        doc = admin.counter.counters(site, fresh=True)
+        doc = admin.reading.counters(site, fresh=True).to_json()
     if as_json:
         print_json({**found, "counters": doc})
         return

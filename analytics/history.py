@@ -10,7 +10,7 @@ from analytics.clock import Clock, epoch_ms
 from analytics.errors import InvalidInput
 from analytics.periods import Grain, Period
 from analytics.sites import SiteRegistry
-from analytics.store import CounterStore
+from analytics.store import Store
 
 MAX_DAYS = 366
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -37,7 +37,7 @@ def parse_range(first: str | None, last: str | None) -> tuple[date, date]:
 
 
 class History:
-    def __init__(self, store: CounterStore, sites: SiteRegistry, clock: Clock) -> None:
+    def __init__(self, store: Store, sites: SiteRegistry, clock: Clock) -> None:
         self.store = store
         self.sites = sites
         self.clock = clock
@@ -48,10 +48,10 @@ class History:
         periods = [
             Period(Grain.DAY, first + timedelta(days=i)) for i in range((last - first).days + 1)
         ]
-        counts = self.store.frozen(site.id, periods)
+        counts = self.store.history.frozen(site.id, periods)
         live = [p for p in periods if p not in counts]
         if live:
-            _, values = self.store.read_windows(site.id, live, epoch_ms(self.clock()))
+            _, values = self.store.counts.read_windows(site.id, live, epoch_ms(self.clock()))
             counts.update(zip(live, values, strict=True))
         return [
             {

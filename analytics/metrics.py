@@ -27,10 +27,15 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from analytics.counter import Outcome
-from analytics.store import OPERATIONS
+from analytics.counting import Outcome
+from analytics.errors import AnalyticsError
+from analytics.reading import Reading
+from analytics.store import OPERATIONS, Store
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SCRAPE_BUDGET_SECONDS = 2.0
+"""How long a scrape may spend reading per-site figures: a slow Redis must not make the whole
+scrape time out."""
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Methods named in labels; any other is "other", so a client cannot mint label values."""
@@ -71,6 +76,34 @@ class Snapshot:
     sites_registered: int
     sites: tuple[SiteFigures, ...]
     sites_skipped: int = 0
+
+
+def read_snapshot(store: Store, reading: Reading, max_sites: int) -> Snapshot:
+    """What /metrics reads from Redis at scrape time: readiness and the first sites' figures.
+
+    At most ``max_sites`` sites (the first by id) get gauges, so labels stay bounded, and the
+    reading stops after ``SCRAPE_BUDGET_SECONDS``: the sites left out are counted in
+    ``sites_skipped``.
+    """
+    deadline = time.monotonic() + SCRAPE_BUDGET_SECONDS
+    if not store.ping():
+        return Snapshot(store_up=False, sites_registered=0, sites=())
+    try:
+        ids = store.sites.ids()
+    except AnalyticsError:
+        return Snapshot(store_up=False, sites_registered=0, sites=())
+    figures: list[SiteFigures] = []
+    wanted = ids[:max_sites]
+    for n, site_id in enumerate(wanted):
+        if time.monotonic() > deadline:
+            return Snapshot(True, len(ids), tuple(figures), sites_skipped=len(wanted) - n)
+        try:
+            doc = reading.counters(site_id)
+        except AnalyticsError:
+            continue  # removed since, or Redis went away mid-scrape: its gauges are left out
+        today = doc.windows["today"]
+        figures.append(SiteFigures(site_id, doc.online, today.visits, today.pageviews))
+    return Snapshot(store_up=True, sites_registered=len(ids), sites=tuple(figures))
 
 
 class ScrapeTimeGauges(Collector):

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from functools import cache
 from html import escape
 from importlib import resources
-from typing import Any
 
 from analytics.errors import InvalidInput
 from analytics.periods import WINDOWS
+from analytics.reading import Counters
 from analytics.sites import METRICS
 
 LANGS = ("vi", "en")
@@ -58,13 +58,6 @@ def format_count(value: int, lang: str) -> str:
     return grouped.replace(",", ".") if lang == "vi" else grouped
 
 
-def count_of(doc: Mapping[str, Any], row: str, metric: str) -> int:
-    """One number of a counters document: the online count, or a window's metric."""
-    if row == "online":
-        return int(doc["online"])
-    return int(doc["windows"][row][metric])
-
-
 @dataclass(frozen=True)
 class BoxOptions:
     lang: str = "vi"
@@ -102,13 +95,13 @@ def box_css() -> str:
     return resources.files("analytics").joinpath("static", "box.css").read_text("utf-8")
 
 
-def box_page(doc: Mapping[str, Any], options: BoxOptions) -> str:
+def box_page(doc: Counters, options: BoxOptions) -> str:
     """The box as a self-contained HTML page, for an iframe: no script, styles inline."""
     labels = LABELS[options.lang]
-    metric = options.metric or str(doc["box_metric"])
+    metric = options.metric or doc.box_metric
     rows = "".join(
         f'<div class="row"><dt>{escape(labels[row])}</dt>'
-        f"<dd>{format_count(count_of(doc, row, metric), options.lang)}</dd></div>"
+        f"<dd>{format_count(doc.value(row, metric), options.lang)}</dd></div>"
         for row in options.rows
     )
     title = escape(labels["title"])
@@ -193,10 +186,10 @@ def badge_svg(label: str, value: str, color: str) -> str:
     )
 
 
-def badge_for(doc: Mapping[str, Any], args: Mapping[str, str]) -> str:
+def badge_for(doc: Counters, args: Mapping[str, str]) -> str:
     """The badge of a counters document for the query parameters of API.md."""
     window = _choice(args, "window", ROWS, "total")
-    metric = _choice(args, "metric", METRICS, str(doc["box_metric"]))
+    metric = _choice(args, "metric", METRICS, doc.box_metric)
     lang = _choice(args, "lang", LANGS, "vi")
     label = args.get("label")
     if label is None:
@@ -204,5 +197,5 @@ def badge_for(doc: Mapping[str, Any], args: Mapping[str, str]) -> str:
     if len(label) > MAX_LABEL:
         raise InvalidInput(f"'label' is longer than {MAX_LABEL} characters", field="label")
     label = "".join(c for c in label if unicodedata.category(c)[0] != "C")
-    value = format_count(count_of(doc, window, metric), lang)
+    value = format_count(doc.value(window, metric), lang)
     return badge_svg(label, value, badge_color(args.get("color")))

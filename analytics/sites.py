@@ -11,12 +11,15 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from analytics.errors import InvalidInput, SettingsError, StoreUnavailable, UnknownSite
 from analytics.periods import WeekStart
+
+if TYPE_CHECKING:
+    from analytics.store import SiteStore
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 METRICS = ("pageviews", "visits", "visitors")
@@ -47,6 +50,11 @@ class Site:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def online_keep_seconds(self) -> int:
+        """How long a visitor stays in the online set: online, or able to continue a visit."""
+        return max(self.session_timeout_seconds, self.online_window_seconds)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -254,17 +262,6 @@ _FIELD_PARSERS: dict[str, Any] = {
 }
 
 
-def site_from_stored(data: Mapping[str, Any]) -> Site:
-    """A site as the store keeps it (``to_dict``); validated like any input."""
-    return Site.create(data)
-
-
-class SiteStore(Protocol):
-    def load_site(self, site_id: str) -> dict[str, Any] | None: ...
-    def save_site(self, site: dict[str, Any]) -> None: ...
-    def site_ids(self) -> list[str]: ...
-
-
 class SiteRegistry:
     """Sites by id, cached for a few seconds so a hit needs no extra round trip."""
 
@@ -280,7 +277,10 @@ class SiteRegistry:
         self._lock = threading.Lock()
 
     def get(self, site_id: str) -> Site:
-        """The site, or UnknownSite; unknown ids are cached too, so probing them is cheap."""
+        """The site, or UnknownSite (for an id that is no valid id too); unknown ids are cached,
+        so probing them is cheap."""
+        if not valid_site_id(site_id):
+            raise UnknownSite(site_id[:80])
         now = time.monotonic()
         with self._lock:
             known = self._known.get(site_id)
@@ -290,7 +290,7 @@ class SiteRegistry:
         if unknown_until > now:
             raise UnknownSite(site_id)
         try:
-            stored = self._store.load_site(site_id)
+            stored = self._store.load(site_id)
         except StoreUnavailable:
             if known is None:
                 raise
@@ -302,7 +302,7 @@ class SiteRegistry:
                     self._unknown.pop(next(iter(self._unknown)))  # the oldest
                 self._unknown[site_id] = now + self._ttl
             else:
-                site = site_from_stored(stored)
+                site = Site.create(stored)
                 self._known[site_id] = (now + self._ttl, site)
                 self._unknown.pop(site_id, None)
         if stored is None:
@@ -310,7 +310,7 @@ class SiteRegistry:
         return site
 
     def save(self, site: Site) -> None:
-        self._store.save_site(site.to_dict())
+        self._store.save(site.to_dict())
         self.forget(site.id)
 
     def forget(self, site_id: str) -> None:
@@ -320,14 +320,14 @@ class SiteRegistry:
 
     def ids(self) -> list[str]:
         """The ids of every registered site, read from the store."""
-        return sorted(self._store.site_ids())
+        return sorted(self._store.ids())
 
     def all(self) -> list[Site]:
         sites = []
-        for site_id in sorted(self._store.site_ids()):
-            stored = self._store.load_site(site_id)
+        for site_id in sorted(self._store.ids()):
+            stored = self._store.load(site_id)
             if stored is not None:
-                sites.append(site_from_stored(stored))
+                sites.append(Site.create(stored))
         return sites
 
     def upsert(self, data: Mapping[str, Any]) -> Site:

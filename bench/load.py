@@ -274,7 +274,9 @@ def warm_up(base: str) -> None:
 
 def script_commands() -> frozenset[str]:
     """The commands the hit script calls: Redis counts them once more inside EVALSHA's time."""
-    source = importlib_resources.files("analytics").joinpath("lua", "hit.lua").read_text("utf-8")
+    source = (
+        importlib_resources.files("analytics.store").joinpath("lua", "hit.lua").read_text("utf-8")
+    )
     return frozenset(c.lower() for c in re.findall(r"redis\.call\(\s*'(\w+)'", source))
 
 

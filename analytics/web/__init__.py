@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from flask import Flask
 
+from analytics.services import Services
 from analytics.web import admin, admin_page, beacon, errors, ops, read, widget
+from analytics.web.context import EXTENSION
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, services: Services) -> None:
+    app.extensions[EXTENSION] = services
     app.register_blueprint(beacon.bp)
     app.register_blueprint(read.bp)
     app.register_blueprint(ops.bp)

@@ -18,7 +18,7 @@ from analytics.errors import (
     Unauthorized,
 )
 from analytics.identity import network_of
-from analytics.services import services
+from analytics.web.context import services
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
@@ -57,11 +57,11 @@ def authenticate() -> None:
         raise Forbidden("the admin API is off: set ANALYTICS_ADMIN_TOKEN to turn it on")
     network = network_of(_client())
     minute = epoch_ms(svc.clock()) // 60_000
-    if svc.store.auth_failures(network, minute) >= MAX_FAILURES_PER_MINUTE:
+    if svc.store.audit.auth_failures(network, minute) >= MAX_FAILURES_PER_MINUTE:
         raise TooManyAttempts("too many failed authentications: try again in a minute")
     presented = _presented_token()
     if presented is None or not token_matches(presented, expected):
-        svc.store.count_auth_failure(network, minute)
+        svc.store.audit.count_auth_failure(network, minute)
         reason = "no token" if presented is None else "wrong token"
         # The path is the client's to choose: cut, so that an entry stays small.
         change = {"path": request.path[:MAX_AUDITED_PATH], "reason": reason}

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from analytics.counter import Hit, Kind, Outcome
+from analytics.counting import Hit, Kind, Outcome
 from analytics.errors import (
     AnalyticsError,
     InvalidInput,
@@ -19,8 +19,8 @@ from analytics.errors import (
     StoreUnavailable,
     UnknownSite,
 )
-from analytics.services import services
 from analytics.sites import valid_site_id
+from analytics.web.context import services
 
 bp = Blueprint("beacon", __name__)
 
@@ -111,7 +111,7 @@ def _count(data: Any) -> Outcome:
     svc = services()
     try:
         site_id, url, kind = parse_hit_fields(data)
-        outcome = svc.counter.count(
+        outcome = svc.counting.count(
             Hit(
                 site_id=site_id,
                 url=url,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from analytics.services import services
 from analytics.web.admin import token_matches
+from analytics.web.context import services
 from analytics.web.errors import error_response
 
 bp = Blueprint("ops", __name__)

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from analytics.errors import UnknownSite
 from analytics.history import parse_range
-from analytics.services import services
-from analytics.sites import valid_site_id
+from analytics.web.context import services
 
 bp = Blueprint("read", __name__)
 
 
 @bp.get("/api/v1/sites/<site_id>/counters")
 def counters(site_id: str) -> Response:
-    if not valid_site_id(site_id):
-        raise UnknownSite(site_id[:80])
-    response = jsonify(services().counter.counters(site_id))
+    response = jsonify(services().reading.counters(site_id).to_json())
     response.headers["Cache-Control"] = "no-cache"
     return response
 
 
 @bp.get("/api/v1/sites/<site_id>/history")
 def history(site_id: str) -> Response:
-    if not valid_site_id(site_id):
-        raise UnknownSite(site_id[:80])
     svc = services()
     svc.sites.get(site_id)  # an unknown site is a 404 before a bad range is a 400
     first, last = parse_range(request.args.get("from"), request.args.get("to"))

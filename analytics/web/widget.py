@@ -10,10 +10,9 @@ from importlib import resources
 
 from flask import Blueprint, Response, request
 
-from analytics.errors import UnknownSite
+from analytics.reading import Counters
 from analytics.render import badge_for, box_options, box_page
-from analytics.services import services
-from analytics.sites import valid_site_id
+from analytics.web.context import services
 
 bp = Blueprint("widget", __name__)
 
@@ -39,10 +38,8 @@ def demo_page() -> str:
     return resources.files("analytics").joinpath("templates", "demo.html").read_text("utf-8")
 
 
-def _counters_of(site_id: str) -> dict[str, object]:
-    if not valid_site_id(site_id):
-        raise UnknownSite(site_id[:80])
-    return services().counter.counters(site_id)
+def _counters_of(site_id: str) -> Counters:
+    return services().reading.counters(site_id)
 
 
 @bp.get("/widget.js")

@@ -30,9 +30,9 @@ from redis.crc import key_slot
 from analytics import create_app
 from analytics.clock import FixedClock
 from analytics.embedded import die_with_parent, free_port, redis_server_binary
-from analytics.keys import KeySpace
 from analytics.periods import WINDOWS
 from analytics.settings import Settings
+from analytics.store import KeySpace
 from tests.helpers import BROWSER_UA, EXAMPLE_INSTANT, counters, hit, wait_for
 
 pytestmark = pytest.mark.slow
@@ -182,7 +182,7 @@ def cluster_app(cluster: Cluster) -> Iterator[Flask]:
             node.flushall()
     settings = Settings(redis_url=cluster.url, read_cache_seconds=0, site_cache_seconds=0)
     app = create_app(settings, clock=FixedClock(EXAMPLE_INSTANT), registry=CollectorRegistry())
-    assert isinstance(app.extensions["analytics"].store.client, RedisCluster)
+    assert isinstance(app.extensions["analytics"].store.conn.client, RedisCluster)
     yield app
     app.extensions["analytics"].store.close()
 
@@ -273,7 +273,7 @@ def _register(app: Flask, cluster: Cluster) -> list[str]:
 def test_sites_on_different_masters_count_exactly(cluster: Cluster, cluster_app: Flask) -> None:
     sites = _register(cluster_app, cluster)
     # The cluster itself agrees on where each site lives, and it is three different masters.
-    store_client = cluster_app.extensions["analytics"].store.client
+    store_client = cluster_app.extensions["analytics"].store.conn.client
     owners = {}
     for site_id in sites:
         slot = _site_slot(site_id)

@@ -12,12 +12,12 @@ from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
 
 from analytics.clock import FixedClock
-from analytics.counter import Hit, Kind
+from analytics.counting import Hit, Kind
 from analytics.periods import Grain, Period
 from analytics.scheduler import build_scheduler
 from analytics.services import Services, build_services
 from analytics.settings import Settings
-from analytics.store import CounterStore
+from analytics.store import Store
 from tests.helpers import BROWSER_UA, counters
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -29,7 +29,7 @@ def at(clock: FixedClock, local: str, tz: ZoneInfo = HCM) -> None:
 
 def visit(services: Services, site: str, n: int, pages: int = 1) -> None:
     for page in range(pages):
-        outcome = services.counter.count(
+        outcome = services.counting.count(
             Hit(
                 site,
                 f"https://example.vn/{page}",
@@ -41,8 +41,8 @@ def visit(services: Services, site: str, n: int, pages: int = 1) -> None:
         assert outcome == "counted"
 
 
-def closes(store: CounterStore, site: str) -> dict[str, str]:
-    return store.last_closed(site)
+def closes(store: Store, site: str) -> dict[str, str]:
+    return store.history.last_closed(site)
 
 
 def test_days_weeks_and_months_close_once_into_the_history(
@@ -58,7 +58,7 @@ def test_days_weeks_and_months_close_once_into_the_history(
     services.housekeeper.run_all()
     state = closes(services.store, "demo")
     assert state["d"] == "2026-11-29" and state["w"] == "2026-11-23"  # Sunday ended the week
-    frozen = services.store.frozen("demo", [Period(Grain.DAY, date(2026, 11, 29))])
+    frozen = services.store.history.frozen("demo", [Period(Grain.DAY, date(2026, 11, 29))])
     assert [(c.pageviews, c.visits, c.visitors) for c in frozen.values()] == [(4, 2, 2)]
     done = dict(state)
     services.housekeeper.run_all()  # a second run changes nothing
@@ -67,8 +67,8 @@ def test_days_weeks_and_months_close_once_into_the_history(
     services.housekeeper.run_all()
     state = closes(services.store, "demo")
     assert (state["d"], state["w"], state["m"]) == ("2026-11-30", "2026-11-23", "2026-11")
-    weeks = services.store.frozen("demo", [Period(Grain.WEEK, date(2026, 11, 23))])
-    months = services.store.frozen("demo", [Period(Grain.MONTH, date(2026, 11, 1))])
+    weeks = services.store.history.frozen("demo", [Period(Grain.WEEK, date(2026, 11, 23))])
+    months = services.store.history.frozen("demo", [Period(Grain.MONTH, date(2026, 11, 1))])
     assert [(c.pageviews, c.visitors) for c in weeks.values()] == [(4, 2)]
     assert [(c.pageviews, c.visitors) for c in months.values()] == [(4, 2)]
 
@@ -90,7 +90,7 @@ def test_closed_windows_read_the_same_just_before_and_after(
     after = counters(client)
     assert after == before
     # The HyperLogLogs of the closed periods are gone; their counts stay readable.
-    day = services.store.keys.visitors("demo", Period(Grain.DAY, date(2026, 5, 31)))
+    day = services.store.conn.keys.visitors("demo", Period(Grain.DAY, date(2026, 5, 31)))
     assert not redis_client.exists(day)
 
 
@@ -110,7 +110,7 @@ def test_a_three_day_outage_is_caught_up_in_order(
     assert before["windows"]["yesterday"]["pageviews"] == 0
 
     order: list[str] = []
-    original = services.store.close_period
+    original = services.store.history.close_period
 
     def recording(site_id: str, period: Period, expired: Period) -> bool:
         closed = original(site_id, period, expired)
@@ -118,7 +118,7 @@ def test_a_three_day_outage_is_caught_up_in_order(
             order.append(f"{period.grain}:{period.name}")
         return closed
 
-    services.store.close_period = recording  # type: ignore[method-assign]
+    services.store.history.close_period = recording  # type: ignore[method-assign]
     services.housekeeper.run_all()  # the start after the outage
     assert order == ["d:2026-11-26", "d:2026-11-27", "d:2026-11-28"]
     assert counters(client) == before
@@ -162,10 +162,15 @@ def test_schedulers_started_together_close_each_period_once(
         for scheduler in schedulers:
             scheduler.shutdown(wait=True)
     assert sorted(runs) == sorted(["close_periods", "trim_online", "delete_salts"] * 3)
-    state = first.store.last_closed("demo")
+    state = first.store.history.last_closed("demo")
     # 2026-09-09 .. 2026-11-09, the 62 days of retention before today, each closed once.
     assert state["d"] == "2026-11-09"
-    assert int(state["d:closes"]) == 62
+    assert state["d:since"] == "2026-09-09"
+    closes = [
+        p.metrics.registry.get_sample_value("analytics_periods_closed_total", {"grain": "d"}) or 0
+        for p in processes
+    ]
+    assert sum(closes) == 62
     history = first.history.days("demo", date(2026, 10, 20), date(2026, 11, 8))
     assert [d["pageviews"] for d in history] == [1] * 20
 
@@ -175,12 +180,12 @@ def test_trim_online_and_delete_salts(
 ) -> None:
     at(clock, "2026-11-26T10:00")
     visit(services, "demo", 1)
-    key = services.store.keys.online("demo")
+    key = services.store.conn.keys.online("demo")
     assert redis_client.zcard(key) == 1
     clock.advance(1801)  # past the session timeout, the longer of the two windows
     assert services.housekeeper.trim_online() == 1
     assert redis_client.zcard(key) == 0
-    salt = services.store.keys.salt("2026-11-26")
+    salt = services.store.conn.keys.salt("2026-11-26")
     assert redis_client.exists(salt)
     at(clock, "2026-11-27T18:59")  # 11:59 UTC: 26 Nov is still under way at UTC-12
     assert services.housekeeper.delete_salts() == 0
@@ -204,7 +209,7 @@ def test_housekeeping_metrics(services: Services, clock: FixedClock) -> None:
         assert (
             registry.get_sample_value("analytics_scheduler_job_duration_seconds_count", labels) == 1
         )
-    with services.store.exclusive("close_periods", 10) as mine:
+    with services.store.locks.exclusive("close_periods", 10) as mine:
         assert mine
         assert not services.housekeeper.run("close_periods")
     assert (
@@ -226,8 +231,8 @@ def test_retention_never_drops_what_was_not_frozen(services: Services, clock: Fi
     services.housekeeper.run_all()
     days = services.history.days("demo", date(2026, 7, 20), date(2026, 11, 20))
     assert [d["date"] for d in days if d["pageviews"]] == ["2026-07-20", "2026-09-15", "2026-11-20"]
-    live_key = services.store.keys.counts("demo", Period(Grain.DAY, date(2026, 11, 20)))
-    assert not services.store.client.exists(live_key)  # frozen, then dropped by retention
+    live_key = services.store.conn.keys.counts("demo", Period(Grain.DAY, date(2026, 11, 20)))
+    assert not services.store.conn.client.exists(live_key)  # frozen, then dropped by retention
 
 
 def test_closing_a_closed_period_again_changes_nothing(
@@ -237,12 +242,18 @@ def test_closing_a_closed_period_again_changes_nothing(
     visit(services, "demo", 1, pages=2)
     day = Period(Grain.DAY, date(2026, 11, 25))
     retired = Period(Grain.DAY, date(2026, 9, 24))
-    assert services.store.close_period("demo", day, retired)
-    before = (services.store.last_closed("demo"), services.store.frozen("demo", [day]))
-    assert not services.store.close_period("demo", day, retired)
+    assert services.store.history.close_period("demo", day, retired)
+    before = (
+        services.store.history.last_closed("demo"),
+        services.store.history.frozen("demo", [day]),
+    )
+    assert not services.store.history.close_period("demo", day, retired)
     earlier = Period(Grain.DAY, date(2026, 11, 24))
-    assert not services.store.close_period("demo", earlier, retired)  # behind the cursor
-    assert (services.store.last_closed("demo"), services.store.frozen("demo", [day])) == before
+    assert not services.store.history.close_period("demo", earlier, retired)  # behind the cursor
+    assert (
+        services.store.history.last_closed("demo"),
+        services.store.history.frozen("demo", [day]),
+    ) == before
 
 
 def test_a_late_hit_counts_in_the_open_periods_only(

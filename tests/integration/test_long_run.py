@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from analytics.clock import FixedClock
-from analytics.counter import Hit, Kind, Outcome
+from analytics.counting import Hit, Kind, Outcome
 from analytics.services import Services
 from tests.helpers import BROWSER_UA
 
@@ -73,7 +73,7 @@ def test_four_hundred_days(
                         minutes=visitor * 5 + page
                     )
                     clock.set(minute)
-                    outcome = services.counter.count(
+                    outcome = services.counting.count(
                         Hit(
                             site,
                             f"https://example.vn/{visitor}/{page}",
@@ -107,8 +107,17 @@ def test_four_hundred_days(
             assert entry["pageviews"] == pageviews, entry
             assert entry["visits"] == visitors, entry  # each reader makes one visit a day
             assert abs(entry["visitors"] - visitors) <= max(1, visitors * 0.02), entry
-        closed = services.store.last_closed(site)
-        assert int(closed["d:closes"]) == DAYS + 62  # every day once, and the 62 before the first
+        closed = services.store.history.last_closed(site)
+        # Closing began 62 days before the first day and has reached the last day.
+        assert closed["d:since"] == (START - timedelta(days=62)).isoformat()
+        assert closed["d"] == (START + timedelta(days=DAYS - 1)).isoformat()
+    # Every day of every site (the two and the demo) closed exactly once: the 62 before the
+    # first, and each one since.
+    closes = services.metrics.registry.get_sample_value(
+        "analytics_periods_closed_total", {"grain": "d"}
+    )
+    assert services.sites.ids() == sorted([*SITES, "demo"])
+    assert closes == len(services.sites.ids()) * (DAYS + 62)
 
     per_day = {site: history_bytes(redis_client, site) / (DAYS - 1) for site in SITES}
     print(f"\nmemory per site, bytes: {memory}; history bytes per site per day: {per_day}")

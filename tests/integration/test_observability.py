@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-import analytics.services
+import analytics.metrics
 import analytics.store
 from analytics import create_app
 from analytics.clock import FixedClock
@@ -190,8 +190,9 @@ def test_redis_errors_are_json_lines_and_the_scrape_says_redis_is_down(
 def test_every_store_operation_has_an_error_series_from_the_start(client: FlaskClient) -> None:
     """A first failure must show as an increase, so every operation's series starts at 0;
     and the list of operations is every name the store times and reports."""
-    source = (Path(analytics.store.__file__)).read_text(encoding="utf-8")
-    named = set(re.findall(r'_call\("([a-z_]+)"\)', source)) | {"ping"}
+    package = Path(analytics.store.__file__).parent
+    source = "".join(path.read_text(encoding="utf-8") for path in package.glob("*.py"))
+    named = set(re.findall(r'\.call\("([a-z_]+)"\)', source)) | {"ping"}
     assert named == set(OPERATIONS)
     found = samples(client)
     for operation in OPERATIONS:
@@ -203,7 +204,7 @@ def test_a_slow_scrape_stops_reading_sites_and_says_how_many_it_left_out(
 ) -> None:
     for site in ("a-site", "b-site"):
         services.sites.upsert({"id": site})
-    monkeypatch.setattr(analytics.services, "SCRAPE_BUDGET_SECONDS", -1.0)  # already spent
+    monkeypatch.setattr(analytics.metrics, "SCRAPE_BUDGET_SECONDS", -1.0)  # already spent
     found = samples(client)
     assert found[("analytics_sites_skipped", ())] == 3
     assert not [k for k in found if k[0] == "analytics_site_online"]

@@ -11,8 +11,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -176,7 +178,17 @@ def test_the_scheduler_command_runs_alone_and_stops_on_sigterm(
     )
     try:
         # On start it catches up: the 62 days before today are closed for the demo site.
-        wait_for(lambda: redis_client.hget("va:{demo}:closed", "d:closes") == b"62", "catch-up")
+        today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+        first, last = today - timedelta(days=62), today - timedelta(days=1)
+
+        def caught_up() -> bool:
+            closed = redis_client.hgetall("va:{demo}:closed")
+            return (
+                closed.get(b"d:since") == first.isoformat().encode()
+                and closed.get(b"d") == last.isoformat().encode()
+            )
+
+        wait_for(caught_up, "catch-up")
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:

@@ -1,11 +1,11 @@
 import re
-from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
 from analytics.errors import InvalidInput
 from analytics.periods import WINDOWS
+from analytics.reading import Counters, Window
 from analytics.render import (
     LABELS,
     ROWS,
@@ -20,13 +20,13 @@ from analytics.render import (
 from analytics.sites import METRICS
 
 
-def document(box_metric: str = "visits") -> dict[str, Any]:
+def document(box_metric: str = "visits") -> Counters:
     """A counters document whose every number says which window and metric it is."""
     windows = {
-        name: {"start": None, **{m: 1_000_000 * (i + 1) + 1000 * j for j, m in enumerate(METRICS)}}
+        name: Window(None, *(1_000_000 * (i + 1) + 1000 * j for j in range(len(METRICS))))
         for i, name in enumerate(WINDOWS)
     }
-    return {"site": "demo", "box_metric": box_metric, "online": 12, "windows": windows}
+    return Counters("demo", "Asia/Ho_Chi_Minh", "", box_metric, online=12, windows=windows)
 
 
 @pytest.mark.parametrize(

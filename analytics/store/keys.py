@@ -46,7 +46,7 @@ class KeySpace:
         return f"{self.site(site_id)}:rl:ip:{network}:{minute}"
 
     def closed(self, site_id: str) -> str:
-        """Hash: per grain, the last period closed, and how many closes were ever made."""
+        """Hash: per grain, the last period closed, and the first (where closing began)."""
         return f"{self.site(site_id)}:closed"
 
     def history(self, site_id: str, period: Period) -> str:

@@ -1,6 +1,6 @@
 -- Closes one finished period of one site, once: freezes its counts into the history,
 -- drops its HyperLogLog, and drops the period that has just left the retention window.
--- KEYS[1]  closed hash: per grain, the name of the last period closed, and "<grain>:closes"
+-- KEYS[1]  closed hash: per grain, the name of the last period closed, and "<grain>:since"
 -- KEYS[2]  counts hash of the period
 -- KEYS[3]  visitors HyperLogLog of the period
 -- KEYS[4]  history hash that keeps the period's frozen counts
@@ -37,5 +37,4 @@ if ARGV[3] >= since then
   redis.call('DEL', KEYS[5], KEYS[6])
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':closes', 1)
 return 1

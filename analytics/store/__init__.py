@@ -1,0 +1,85 @@
+"""The store: the service's only door to its counters in Redis, one module per noun, all sharing
+one connection and its one error wrapper (``connection.py``); every key is built in ``keys.py``
+and every script is a file of ``lua/``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analytics.store.audit import AuditStore
+from analytics.store.connection import (
+    OPERATIONS,
+    Connection,
+    DurationObserver,
+    ErrorObserver,
+    RedisClient,
+    StoreError,
+    connect,
+)
+from analytics.store.counts import CountStore, HitLimits, WindowCounts
+from analytics.store.history import HistoryStore
+from analytics.store.keys import KeySpace
+from analytics.store.locks import Locks
+from analytics.store.resets import ResetStore
+from analytics.store.salts import SaltStore
+from analytics.store.sites import SiteStore
+
+__all__ = [
+    "OPERATIONS",
+    "AuditStore",
+    "Connection",
+    "CountStore",
+    "HistoryStore",
+    "HitLimits",
+    "KeySpace",
+    "Locks",
+    "RedisClient",
+    "ResetStore",
+    "SaltStore",
+    "SiteStore",
+    "Store",
+    "StoreError",
+    "WindowCounts",
+    "connect",
+]
+
+
+@dataclass(frozen=True)
+class Store:
+    """Every part of the store, over one connection."""
+
+    conn: Connection
+    counts: CountStore
+    history: HistoryStore
+    salts: SaltStore
+    sites: SiteStore
+    resets: ResetStore
+    audit: AuditStore
+    locks: Locks
+
+    @classmethod
+    def over(
+        cls,
+        client: RedisClient,
+        keys: KeySpace | None = None,
+        *,
+        on_error: ErrorObserver | None = None,
+        on_duration: DurationObserver | None = None,
+    ) -> Store:
+        conn = Connection(client, keys, on_error, on_duration)
+        return cls(
+            conn=conn,
+            counts=CountStore(conn),
+            history=HistoryStore(conn),
+            salts=SaltStore(conn),
+            sites=SiteStore(conn),
+            resets=ResetStore(conn),
+            audit=AuditStore(conn),
+            locks=Locks(conn),
+        )
+
+    def ping(self) -> bool:
+        return self.conn.ping()
+
+    def close(self) -> None:
+        self.conn.close()
