@@ -121,7 +121,7 @@ def serve(host: str, port: int) -> None:
     handle_stop_signals()
     with redis_for(settings) as ready:
         app = create_app(ready)
-        server = build_server(app, host=host, port=port, threads=ready.serve_threads)
+        server = build_server(app, host=host, port=port, threads=ready.threads)
         scheduler = build_scheduler(app.extensions[EXTENSION].housekeeper)
         base = f"http://{host if ':' not in host else f'[{host}]'}:{server.effective_port}"
         try:

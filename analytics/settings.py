@@ -1,15 +1,24 @@
-"""One frozen Settings, read once at start from config/analytics.toml and ANALYTICS_* variables."""
+"""One frozen Settings, read once at start from config/analytics.toml and ANALYTICS_* variables.
+
+Each setting is declared once, as a field of ``Settings``: its type is the field's annotation
+(``| None`` when it may be unset), its default the field's, and ``spec(...)`` gives its meaning,
+its range or choices and any rule of its own. Reading the TOML file and the environment, coercion,
+validation, error messages and the README's table of settings all follow from that.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+import types
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from analytics.errors import SettingsError
 
@@ -20,35 +29,237 @@ TOKEN = re.compile(r"[\x21-\x7e]{16,512}")
 CONFIG_ENV = "ANALYTICS_CONFIG"
 DEFAULT_CONFIG_FILE = Path("config") / "analytics.toml"
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+LOG_FORMATS = ("json", "text")
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+TABLE_START = "<!-- settings:start -->"
+TABLE_END = "<!-- settings:end -->"
+
+
+def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """CPUs this process may run on, within a container's CPU quota (cgroup v2) if any."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A check of a setting's value beyond its type, range and choices."""
+
+    says: str
+    """The rule in words, for the table of settings."""
+    problem: Callable[[Any], str | None]
+    """What is wrong with a value (the end of the error message), or None when it is right."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    meaning: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    rule: Rule | None = None
+    default_says: str = ""
+    """The default in words, where its value alone does not tell a reader (unset, computed)."""
+
+
+def spec(
+    meaning: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] = (),
+    rule: Rule | None = None,
+    default_says: str = "",
+) -> dict[str, Spec]:
+    """The metadata that makes a field of Settings a setting."""
+    return {"setting": Spec(meaning, low, high, choices, rule, default_says)}
+
+
+def _redis_url_problem(value: str) -> str | None:
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme in REDIS_SCHEMES:
+        return None
+    schemes = ", ".join(x + "://" for x in REDIS_SCHEMES)
+    return f"must start with one of {schemes}; got {value!r}"
+
+
+def _token_problem(value: str) -> str | None:
+    if TOKEN.fullmatch(value):
+        return None
+    return "must be at least 16 printable ASCII characters, without spaces"
+
+
+def _file_problem(value: Path) -> str | None:
+    return None if value.is_file() else f"no such file {str(value)!r}"
+
+
+def _key_prefix_problem(value: str) -> str | None:
+    return None if KEY_PREFIX.fullmatch(value) else "must be 1 to 32 of A-Z a-z 0-9 _ . -"
+
+
+def _bind_problem(value: str) -> str | None:
+    if value.startswith("unix:") and len(value) > len("unix:"):
+        return None
+    host, _, port = value.rpartition(":")
+    if host and port.isdigit() and int(port) <= 65535 and not any(c.isspace() for c in host):
+        return None
+    return f"must be HOST:PORT or unix:PATH, got {value!r}"
+
+
+REDIS_URL = Rule(
+    "a "
+    + ", ".join(f"`{scheme}://`" for scheme in REDIS_SCHEMES[:-1])
+    + f" or `{REDIS_SCHEMES[-1]}://` URL",
+    _redis_url_problem,
+)
+BEARER_TOKEN = Rule("16 to 512 printable ASCII characters, no spaces", _token_problem)
+EXISTING_FILE = Rule("the path of an existing file", _file_problem)
+PREFIX = Rule("1 to 32 of `A-Z a-z 0-9 _ . -`", _key_prefix_problem)
+BIND = Rule("`HOST:PORT` or `unix:PATH`", _bind_problem)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every setting; each one ``name`` is overridden by the variable ``ANALYTICS_NAME``."""
 
-    redis_url: str | None = None
-    data_dir: Path = Path("data")
-    admin_token: str | None = None
-    trusted_proxies: int = 0
-    sites_file: Path | None = None
-    key_prefix: str = "va"
-    rate_limit_visitor_per_minute: int = 300
-    rate_limit_ip_per_minute: int = 1200
-    duplicate_window_seconds: int = 10
-    read_cache_seconds: float = 1.0
-    site_cache_seconds: float = 5.0
-    serve_threads: int = 8
-    period_retention_days: int = 62
-    housekeeping_interval_seconds: float = 60.0
-    close_grace_seconds: int = 300
-    metrics_token: str | None = None
-    metrics_max_sites: int = 100
-    log_format: str = "json"
+    redis_url: str | None = field(
+        default=None,
+        metadata=spec(
+            "the Redis to count in; `redis+cluster://host:port` for a Redis Cluster",
+            rule=REDIS_URL,
+            default_says="unset: embedded Redis",
+        ),
+    )
+    data_dir: Path = field(
+        default=Path("data"),
+        metadata=spec("where the embedded Redis of `analytics serve` keeps its files"),
+    )
+    admin_token: str | None = field(
+        default=None,
+        metadata=spec(
+            "the bearer token of the admin API and `/admin`",
+            rule=BEARER_TOKEN,
+            default_says="unset: admin API off",
+        ),
+    )
+    trusted_proxies: int = field(
+        default=0,
+        metadata=spec("how many reverse proxies in front set `X-Forwarded-For`", low=0, high=10),
+    )
+    sites_file: Path | None = field(
+        default=None,
+        metadata=spec(
+            "a TOML file of `[[site]]` tables registered or updated at start",
+            rule=EXISTING_FILE,
+            default_says="unset: the site `demo`",
+        ),
+    )
+    key_prefix: str = field(
+        default="va", metadata=spec("the prefix of every Redis key", rule=PREFIX)
+    )
+    rate_limit_visitor_per_minute: int = field(
+        default=300,
+        metadata=spec("hits counted per visitor per minute", low=1, high=1_000_000),
+    )
+    rate_limit_ip_per_minute: int = field(
+        default=1200,
+        metadata=spec(
+            "hits counted per client address (IPv6: per /64) per minute", low=1, high=10_000_000
+        ),
+    )
+    duplicate_window_seconds: int = field(
+        default=10,
+        metadata=spec("a reload of the same page within this counts once", low=0, high=3600),
+    )
+    read_cache_seconds: float = field(
+        default=1.0, metadata=spec("how old a counters answer may be", low=0, high=2)
+    )
+    site_cache_seconds: float = field(
+        default=5.0, metadata=spec("how long a process keeps a site's settings", low=0, high=300)
+    )
+    threads: int = field(
+        default=8,
+        metadata=spec(
+            "worker threads of `analytics serve`, and of each gunicorn worker process",
+            low=1,
+            high=256,
+        ),
+    )
+    workers: int = field(
+        default_factory=usable_cpus,
+        metadata=spec(
+            "gunicorn worker processes (`config/gunicorn.conf.py`)",
+            low=1,
+            high=1024,
+            default_says="one per CPU this process may use, within a container's CPU quota",
+        ),
+    )
+    bind: str = field(
+        default="127.0.0.1:8000",
+        metadata=spec(
+            "the address gunicorn listens on (`analytics serve` takes `--host` and `--port`)",
+            rule=BIND,
+        ),
+    )
+    access_log: bool = field(
+        default=False,
+        metadata=spec(
+            "whether gunicorn writes a line per request to stdout (a line per beacon costs CPU, "
+            "and the counts are in `/metrics`)"
+        ),
+    )
+    period_retention_days: int = field(
+        default=62,
+        metadata=spec(
+            "days a period's live keys stay after it ends; the frozen history stays for ever",
+            # 62 days keep last_month whole on its last day.
+            low=62,
+            high=36500,
+        ),
+    )
+    housekeeping_interval_seconds: float = field(
+        default=60.0, metadata=spec("how often the housekeeping jobs run", low=1, high=3600)
+    )
+    close_grace_seconds: int = field(
+        default=300,
+        metadata=spec("how long after its end a period is closed", low=0, high=3600),
+    )
+    metrics_token: str | None = field(
+        default=None,
+        metadata=spec(
+            "a bearer token that `/metrics` asks for",
+            rule=BEARER_TOKEN,
+            default_says="unset: `/metrics` open",
+        ),
+    )
+    metrics_max_sites: int = field(
+        default=100,
+        metadata=spec(
+            "how many sites (the first by id) get per-site gauges in `/metrics`; 0: none",
+            low=0,
+            high=10_000,
+        ),
+    )
+    log_format: str = field(
+        default="json",
+        metadata=spec("log lines: one JSON object per line, or plain text", choices=LOG_FORMATS),
+    )
     # Not a setting: where the values came from, for error messages.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        _validate(self)
+        for declared in DECLARED:
+            problem = declared.problem(getattr(self, declared.name))
+            if problem is not None:
+                raise SettingsError(declared.name, problem)
 
     @classmethod
     def load(
@@ -58,28 +269,146 @@ class Settings:
     ) -> Settings:
         """Defaults, then the config file, then the environment; validated before returning."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        sources: dict[str, str] = {}
+        raw: dict[str, tuple[Any, str]] = {}
         path = config_file or _config_path(env)
         if path is not None:
-            for name, value in _read_config(path).items():
-                values[name] = value
-                sources[name] = f"{path}: {name}"
-        for f in fields(cls):
-            if f.name == "sources":
-                continue
-            var = ENV_PREFIX + f.name.upper()
-            if var in env:
-                values[f.name] = env[var]
-                sources[f.name] = var
-        coerced = {name: _coerce(name, raw, sources[name]) for name, raw in values.items()}
+            source = CONFIG_ENV if config_file is None and env.get(CONFIG_ENV) else "config file"
+            for name, value in read_toml(path, source).items():
+                if name not in BY_NAME:
+                    raise SettingsError(f"{path}: {name}", "unknown setting" + _hint(name))
+                raw[name] = (value, f"{path}: {name}")
+        for var in sorted(env):
+            if var.startswith(ENV_PREFIX) and var != CONFIG_ENV:
+                name = var.removeprefix(ENV_PREFIX).lower()
+                if name not in BY_NAME or var != BY_NAME[name].variable:
+                    raise SettingsError(var, "unknown setting" + _hint(name, ENV_PREFIX))
+                raw[name] = (env[var], var)
+        values = {name: BY_NAME[name].parse(value, src) for name, (value, src) in raw.items()}
+        sources = {name: src for name, (_, src) in raw.items()}
         try:
-            return cls(**coerced, sources=sources)
+            return cls(**values, sources=sources)
         except SettingsError as err:
             raise SettingsError(sources.get(err.setting, err.setting), _problem(err)) from None
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A setting as declared: its name, type, default and Spec."""
+
+    name: str
+    kind: type
+    optional: bool
+    spec: Spec
+    declaration: dataclasses.Field[Any]
+
+    @property
+    def variable(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    def default(self) -> Any:
+        if self.declaration.default_factory is not dataclasses.MISSING:
+            return self.declaration.default_factory()
+        return self.declaration.default
+
+    def parse(self, raw: Any, source: str) -> Any:
+        """The value of ``raw`` (a TOML value, or an environment variable's text); an empty
+        one means the default."""
+        if raw is None or raw == "":
+            return self.default()
+        value = _COERCE[self.kind](raw)
+        if value is None:
+            raise SettingsError(source, f"must be {self.what()}, got {raw!r}")
+        return value
+
+    def what(self) -> str:
+        return {
+            int: "a whole number",
+            float: "a number",
+            bool: "true or false",
+            str: "text",
+            Path: "a path",
+        }[self.kind]
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with a value of the right type, or None."""
+        spec = self.spec
+        if value is None:
+            return None if self.optional else "must be set"
+        if spec.low is not None and spec.high is not None and not spec.low <= value <= spec.high:
+            return f"must be between {spec.low} and {spec.high}, got {value}"
+        if spec.choices and value not in spec.choices:
+            return f"must be one of {', '.join(spec.choices)}"
+        return spec.rule.problem(value) if spec.rule is not None else None
+
+
+def _int(raw: Any) -> int | None:
+    if isinstance(raw, bool | float):
+        return None
+    if isinstance(raw, int):
+        return raw
+    try:
+        return int(raw.strip()) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+def _float(raw: Any) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw)
+    try:
+        return float(raw.strip()) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+def _bool(raw: Any) -> bool | None:
+    if isinstance(raw, bool):
+        return raw
+    word = raw.strip().lower() if isinstance(raw, str) else None
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None
+
+
+_COERCE: dict[type, Callable[[Any], Any]] = {
+    int: _int,
+    float: _float,
+    bool: _bool,
+    str: lambda raw: raw if isinstance(raw, str) else None,
+    Path: lambda raw: Path(raw) if isinstance(raw, str) else None,
+}
+
+
+def _declarations() -> tuple[Declared, ...]:
+    hints = get_type_hints(Settings)
+    declared = []
+    for f in fields(Settings):
+        spec = f.metadata.get("setting")
+        if spec is None:
+            continue
+        hint = hints[f.name]
+        kinds = set(hint.__args__) if isinstance(hint, types.UnionType) else {hint}
+        optional = type(None) in kinds
+        (kind,) = kinds - {type(None)}
+        declared.append(Declared(f.name, kind, optional, spec, f))
+    return tuple(declared)
+
+
+DECLARED = _declarations()
+BY_NAME = {d.name: d for d in DECLARED}
+
+
+def _hint(name: str, prefix: str = "") -> str:
+    """A suggestion of the setting meant by a name that is none."""
+    close = difflib.get_close_matches(name, list(BY_NAME), n=1, cutoff=0.6)
+    return f"; did you mean {prefix}{close[0].upper() if prefix else close[0]}?" if close else ""
 
 
 def _problem(err: SettingsError) -> str:
@@ -95,89 +424,66 @@ def _config_path(env: Mapping[str, str]) -> Path | None:
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, source: str) -> dict[str, Any]:
+    """The tables of a TOML file; a SettingsError naming ``source`` when it cannot be read."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise SettingsError(str(path), f"cannot read: {err}") from None
-    known = {f.name for f in fields(Settings)} - {"sources"}
-    for name in data:
-        if name not in known:
-            raise SettingsError(f"{path}: {name}", "unknown setting")
-    return data
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise SettingsError(source, f"cannot read {str(path)!r}: {err}") from None
 
 
-_TYPES: dict[str, type] = {
-    "trusted_proxies": int,
-    "rate_limit_visitor_per_minute": int,
-    "rate_limit_ip_per_minute": int,
-    "duplicate_window_seconds": int,
-    "serve_threads": int,
-    "period_retention_days": int,
-    "close_grace_seconds": int,
-    "metrics_max_sites": int,
-    "housekeeping_interval_seconds": float,
-    "read_cache_seconds": float,
-    "site_cache_seconds": float,
-}
-_OPTIONAL = {"redis_url", "admin_token", "sites_file", "metrics_token"}
-LOG_FORMATS = ("json", "text")
+# -- the table of settings in the README --------------------------------------------------
 
 
-def _coerce(name: str, raw: Any, source: str) -> Any:
-    if name in _OPTIONAL and (raw is None or raw == ""):
-        return None
-    if name in ("data_dir", "sites_file"):
-        return Path(str(raw))
-    kind = _TYPES.get(name)
-    if kind is None:
-        return str(raw)
-    if isinstance(raw, bool) or (kind is int and isinstance(raw, float)):
-        what = "a whole number" if kind is int else "a number"
-        raise SettingsError(source, f"must be {what}, got {raw!r}")
-    try:
-        return kind(str(raw).strip()) if isinstance(raw, str) else kind(raw)
-    except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise SettingsError(source, f"must be {what}, got {raw!r}") from None
+def _values(declared: Declared) -> str:
+    spec = declared.spec
+    if spec.choices:
+        return " or ".join(f"`{choice}`" for choice in spec.choices)
+    if spec.rule is not None:
+        return spec.rule.says
+    if declared.kind is bool:
+        return "`true` or `false`"
+    if spec.low is not None and spec.high is not None:
+        return f"{declared.what()} from {_shown(spec.low)} to {_shown(spec.high)}"
+    return declared.what()
 
 
-def _validate(s: Settings) -> None:
-    if s.redis_url is not None:
-        scheme = s.redis_url.split("://", 1)[0] if "://" in s.redis_url else ""
-        if scheme not in REDIS_SCHEMES:
-            raise SettingsError(
-                "redis_url",
-                f"must start with one of {', '.join(x + '://' for x in REDIS_SCHEMES)}; "
-                f"got {s.redis_url!r}",
-            )
-    for name in ("admin_token", "metrics_token"):
-        token = getattr(s, name)
-        if token is not None and not TOKEN.fullmatch(token):
-            raise SettingsError(
-                name, "must be at least 16 printable ASCII characters, without spaces"
-            )
-    if s.log_format not in LOG_FORMATS:
-        raise SettingsError("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
-    _bounded(s, "metrics_max_sites", 0, 10_000)
-    _bounded(s, "trusted_proxies", 0, 10)
-    _bounded(s, "rate_limit_visitor_per_minute", 1, 1_000_000)
-    _bounded(s, "rate_limit_ip_per_minute", 1, 10_000_000)
-    _bounded(s, "duplicate_window_seconds", 0, 3600)
-    _bounded(s, "read_cache_seconds", 0, 2)
-    _bounded(s, "site_cache_seconds", 0, 300)
-    _bounded(s, "serve_threads", 1, 256)
-    # 62 days keep last_month whole on its last day.
-    _bounded(s, "period_retention_days", 62, 36500)
-    _bounded(s, "housekeeping_interval_seconds", 1, 3600)
-    _bounded(s, "close_grace_seconds", 0, 3600)
-    if s.sites_file is not None and not s.sites_file.is_file():
-        raise SettingsError("sites_file", f"no such file {str(s.sites_file)!r}")
-    if not KEY_PREFIX.fullmatch(s.key_prefix):
-        raise SettingsError("key_prefix", "must be 1 to 32 of A-Z a-z 0-9 _ . -")
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        return f"{value:,}" if value >= 10_000 else str(value)
+    return str(value)
 
 
-def _bounded(s: Settings, name: str, low: float, high: float) -> None:
-    value = getattr(s, name)
-    if not low <= value <= high:
-        raise SettingsError(name, f"must be between {low} and {high}, got {value}")
+def _default(declared: Declared) -> str:
+    if declared.spec.default_says:
+        return declared.spec.default_says
+    return f"`{_shown(declared.default())}`"
+
+
+def settings_table(declared: Iterable[Declared] = DECLARED) -> str:
+    """The README's table of settings, in markdown."""
+    lines = [
+        "| variable | meaning | values | default |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| `{d.variable}` | {d.spec.meaning} | {_values(d)} | {_default(d)} |"
+            for d in declared
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def readme_section() -> str:
+    """What stands between the README's markers: the table and how to read it."""
+    return (
+        f"{TABLE_START}\n"
+        "The key `name` of the file is the variable `ANALYTICS_NAME`. An empty value means\n"
+        "the default. A variable `ANALYTICS_...` that is none of these (nor `ANALYTICS_CONFIG`)\n"
+        "stops the start too.\n\n"
+        f"{settings_table()}"
+        f"{TABLE_END}"
+    )

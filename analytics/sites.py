@@ -6,7 +6,6 @@ import ipaddress
 import re
 import threading
 import time
-import tomllib
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -17,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from analytics.errors import InvalidInput, SettingsError, StoreUnavailable, UnknownSite
 from analytics.periods import WeekStart
+from analytics.settings import read_toml
 
 if TYPE_CHECKING:
     from analytics.store import SiteStore
@@ -345,10 +345,7 @@ class SiteRegistry:
 
 def read_sites_file(path: Path) -> list[dict[str, Any]]:
     """The ``[[site]]`` tables of a TOML sites file, checked field by field."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise SettingsError("ANALYTICS_SITES_FILE", f"cannot read {str(path)!r}: {err}") from None
+    data = read_toml(path, "ANALYTICS_SITES_FILE")
     extra = set(data) - {"site"}
     tables = data.get("site", [])
     if extra or not isinstance(tables, list):

@@ -437,7 +437,7 @@ def server_env(args: argparse.Namespace, redis_url: str, key_prefix: str | None)
         ANALYTICS_REDIS_URL=redis_url,
         # X-Forwarded-For of beacon.lua is the client address: one trusted proxy (wrk).
         ANALYTICS_TRUSTED_PROXIES="1",
-        ANALYTICS_SERVE_THREADS=str(args.server_threads),
+        ANALYTICS_THREADS=str(args.server_threads),
     )
     if key_prefix is not None:
         env["ANALYTICS_KEY_PREFIX"] = key_prefix
@@ -520,8 +520,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--server-threads",
         type=int,
-        default=Settings().serve_threads,
-        help="waitress worker threads (default: the serve_threads default)",
+        default=Settings().threads,
+        help="waitress worker threads (default: the threads setting's default)",
     )
     parser.add_argument(
         "--redis-url",

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     if settings.redis_url is None:
         sys.exit("bench.server: set ANALYTICS_REDIS_URL (bench.load does)")
     app = bench_app(settings)
-    server = build_server(app, host=args.host, port=args.port, threads=settings.serve_threads)
+    server = build_server(app, host=args.host, port=args.port, threads=settings.threads)
     print(f"{READY_PREFIX}http://{args.host}:{server.effective_port}", flush=True)
     try:
         server.run()

@@ -4,7 +4,7 @@
 
 Starts an embedded Redis, then in turn:
 
-- ``analytics serve`` (the real command: waitress, ``serve_threads`` threads, one process,
+- ``analytics serve`` (the real command: waitress, ``threads`` threads, one process,
   its scheduler in-process), and
 - gunicorn with config/gunicorn.conf.py (``ANALYTICS_WORKERS`` processes, default one per
   CPU, each with ``ANALYTICS_THREADS`` threads), plus nothing else: in production the

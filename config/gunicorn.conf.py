@@ -3,21 +3,17 @@
     gunicorn -c config/gunicorn.conf.py analytics.wsgi:app
 
 Run `analytics scheduler` beside it, once per deployment: the web workers never run
-housekeeping. Environment:
+housekeeping. Its workers, threads, bind address and access log are settings of the service
+(`workers`, `threads`, `bind`, `access_log`: config/analytics.toml, or ANALYTICS_WORKERS,
+ANALYTICS_THREADS, ANALYTICS_BIND, ANALYTICS_ACCESS_LOG), read here when the server starts; a
+bad one stops it with a message that names it. Environment, besides the settings:
 
-- ANALYTICS_BIND: address to listen on (127.0.0.1:8000; 0.0.0.0:8000 in a container).
-- ANALYTICS_WORKERS: worker processes (one per CPU this process may use, a container's CPU
-  quota included: each runs Python under its own GIL).
-- ANALYTICS_THREADS: threads per worker (8: a beacon spends much of its time waiting on Redis).
-- ANALYTICS_ACCESS_LOG: "-" for an access log on stdout (off by default: a line per beacon
-  costs CPU, and the counts are in /metrics).
 - PROMETHEUS_MULTIPROC_DIR: where the workers write their metrics; its metric files are
   removed at start. Unset: a new temporary directory of this server's own, removed at exit.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -34,32 +30,28 @@ multiproc_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 from prometheus_client import multiprocess  # noqa: E402
 
+from analytics.errors import SettingsError  # noqa: E402
+from analytics.settings import Settings  # noqa: E402
 
-def usable_cpus() -> int:
-    """CPUs this process may run on, within a container's CPU quota (cgroup v2) if any."""
-    cpus = len(os.sched_getaffinity(0))
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-    except (OSError, ValueError):
-        return cpus
-    if quota == "max":
-        return cpus
-    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+try:
+    settings = Settings.load()
+except SettingsError as err:
+    # gunicorn prints a traceback for any other exception raised here.
+    raise SystemExit(f"visit-analytics: {err.message}") from None
 
-
-bind = [os.environ.get("ANALYTICS_BIND", "127.0.0.1:8000")]
-workers = int(os.environ.get("ANALYTICS_WORKERS") or usable_cpus())
+bind = [settings.bind]
+workers = settings.workers
 # Threads, not an event loop: redis-py and the Lua round trip block, and gthread needs no
 # monkey-patching; each worker keeps its Redis connection pool across its threads.
 worker_class = "gthread"
-threads = int(os.environ.get("ANALYTICS_THREADS") or 8)
+threads = settings.threads
 # The worker's heartbeat: a worker whose main loop stops for this long is replaced. A request
 # stuck on Redis is bounded by the client's own 2 s timeout and one retry, not by this.
 timeout = 30
 # On SIGTERM, let in-flight requests (hits already accepted) finish.
 graceful_timeout = 20
 keepalive = 5
-accesslog = os.environ.get("ANALYTICS_ACCESS_LOG") or None
+accesslog = "-" if settings.access_log else None
 access_log_format = '%(t)s "%(r)s" %(s)s %(b)s %(L)ss pid=%(p)s'
 errorlog = "-"
 # The service's log lines (JSON by default), no client address in them, and no access-log

@@ -27,7 +27,7 @@ def server(settings: Settings, clock: FixedClock, redis_client: redis.Redis) -> 
     app: Flask = create_app(
         settings.replace(trusted_proxies=1), clock=clock, registry=CollectorRegistry()
     )
-    srv = build_server(app, host="127.0.0.1", port=0, threads=settings.serve_threads)
+    srv = build_server(app, host="127.0.0.1", port=0, threads=settings.threads)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     yield int(srv.effective_port)

@@ -37,6 +37,7 @@ from werkzeug.serving import make_server
 from analytics.cli import cli
 from analytics.embedded import free_port, redis_server_binary
 from analytics.services import Services
+from analytics.settings import CONFIG_ENV, DECLARED, Settings, usable_cpus
 from tests.helpers import hit, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -404,6 +405,9 @@ def test_gunicorn_binds_where_the_port_is_published(
     assert [int(b.rpartition(":")[2]) for b in binds] == [listen_port(web)]
     assert all(b.rpartition(":")[0] in ("0.0.0.0", "[::]") for b in binds), binds
     assert listen_port(web) in published_ports(web)
+    # The variables that .env leaves empty are the settings' defaults.
+    assert int(settings["workers"]) == usable_cpus()
+    assert int(settings["threads"]) == Settings().threads
 
 
 def in_web_service(
@@ -554,6 +558,34 @@ def test_every_compose_variable_is_in_env_example(compose: dict[str, Any]) -> No
     example = env_example()
     assert used <= set(example), f"not in .env.example: {sorted(used - set(example))}"
     assert set(example) <= used, f"unused in compose: {sorted(set(example) - used)}"
+
+
+SETTING_VARIABLE = re.compile(r"\bANALYTICS_[A-Z][A-Z0-9_]*\b")
+NAMED_FILES = (COMPOSE_FILE, ENV_EXAMPLE, DOCKERFILE, ROOT / "README.md", ROOT / ".ci" / "run")
+
+
+def test_every_analytics_variable_named_is_a_setting() -> None:
+    """The service refuses an ANALYTICS_* variable that is not a setting: none is named in the
+    deployment files, config/, bench/, the package or the README."""
+    known = {d.variable for d in DECLARED} | {CONFIG_ENV}
+    placeholder = "ANALYTICS_NAME"  # how the docs write "the variable of the setting name"
+    files = [
+        *NAMED_FILES,
+        *(p for p in (ROOT / "config").rglob("*") if p.is_file()),
+        *(ROOT / "bench").rglob("*.py"),
+        *(ROOT / "bench").rglob("*.lua"),
+        ROOT / "bench" / "README.md",
+        *(ROOT / "analytics").rglob("*.py"),
+    ]
+    named = {
+        (path.relative_to(ROOT).as_posix(), name)
+        for path in files
+        for name in SETTING_VARIABLE.findall(path.read_text(encoding="utf-8"))
+        if name != placeholder
+    }
+    assert len(named) > 20
+    unknown = sorted((where, name) for where, name in named if name not in known)
+    assert unknown == [], unknown
 
 
 def ignore_patterns(path: Path) -> list[str]:

@@ -27,7 +27,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.embedded import free_port
-from analytics.settings import Settings
+from analytics.settings import Settings, usable_cpus
 from tests.helpers import BROWSER_UA, hit, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def server(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Ite
         tmp_path,
         workers=2,
         ANALYTICS_THREADS="4",
-        ANALYTICS_ACCESS_LOG="-",
+        ANALYTICS_ACCESS_LOG="true",
         ANALYTICS_READ_CACHE_SECONDS="0",
     ) as running:
         yield running
@@ -209,11 +209,18 @@ def test_the_access_log_is_off_by_default_and_logs_are_json(
     assert "127.0.0.1" not in text and "Mozilla" not in text
 
 
-def load_config(monkeypatch: pytest.MonkeyPatch, multiproc_dir: Path | None) -> dict[str, Any]:
-    """config/gunicorn.conf.py run as gunicorn runs it, with or without the variable set."""
+def load_config(
+    monkeypatch: pytest.MonkeyPatch, multiproc_dir: Path | None, **env: str
+) -> dict[str, Any]:
+    """config/gunicorn.conf.py run as gunicorn runs it, with or without the variable set, and
+    with the ANALYTICS_* variables ``env`` (only those)."""
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     if multiproc_dir is not None:
         monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(multiproc_dir))
+    for name in [name for name in os.environ if name.startswith("ANALYTICS_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     namespace: dict[str, Any] = {"__file__": str(ROOT / "config" / "gunicorn.conf.py")}
     exec((ROOT / "config" / "gunicorn.conf.py").read_text(encoding="utf-8"), namespace)
     return namespace
@@ -250,22 +257,61 @@ def test_each_server_has_a_metrics_directory_of_its_own(
     assert sorted(p.name for p in given.iterdir()) == ["notes.txt"]
 
 
-@pytest.mark.parametrize(
-    ("cpu_max", "expected"),
-    [("max 100000", "all"), ("150000 100000", 2), ("50000 100000", 1), (None, "all")],
-)
-def test_workers_follow_a_container_cpu_quota(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cpu_max: str | None, expected: object
+def test_the_config_takes_workers_threads_bind_and_access_log_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    config = load_config(monkeypatch, tmp_path)
-    cgroup = tmp_path / "cpu.max"
-    if cpu_max is not None:
-        cgroup.write_text(cpu_max + "\n")
-    # The config reads /sys/fs/cgroup/cpu.max; here, a file of the test's.
-    config["usable_cpus"].__globals__["Path"] = lambda _: cgroup
-    cpus = len(os.sched_getaffinity(0))
-    want = cpus if expected == "all" else min(cpus, int(str(expected)))
-    assert config["usable_cpus"]() == want
+    def served(config: dict[str, Any]) -> tuple[object, ...]:
+        return (config["workers"], config["threads"], config["bind"], config["accesslog"])
+
+    monkeypatch.chdir(tmp_path)  # no config/analytics.toml here: the built-in defaults
+    assert served(load_config(monkeypatch, tmp_path)) == (
+        usable_cpus(),
+        8,
+        ["127.0.0.1:8000"],
+        None,
+    )
+    from_env = load_config(
+        monkeypatch,
+        tmp_path,
+        ANALYTICS_WORKERS="3",
+        ANALYTICS_THREADS="5",
+        ANALYTICS_BIND="0.0.0.0:9001",
+        ANALYTICS_ACCESS_LOG="true",
+    )
+    assert served(from_env) == (3, 5, ["0.0.0.0:9001"], "-")
+    assert from_env["worker_class"] == "gthread"
+    config_file = tmp_path / "analytics.toml"
+    config_file.write_text('workers = 2\nthreads = 6\nbind = "unix:/tmp/a.sock"\n')
+    from_file = load_config(monkeypatch, tmp_path, ANALYTICS_CONFIG=str(config_file))
+    assert served(from_file) == (2, 6, ["unix:/tmp/a.sock"], None)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ANALYTICS_THREADS": "0"}, "ANALYTICS_THREADS: must be between 1 and 256, got 0"),
+        (
+            {"ANALYTICS_SERVE_THREADS": "4"},
+            "ANALYTICS_SERVE_THREADS: unknown setting; did you mean ANALYTICS_THREADS?",
+        ),
+    ],
+)
+def test_gunicorn_does_not_start_on_a_bad_setting(
+    env: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    environ.update(env, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    result = subprocess.run(
+        [GUNICORN, "-c", str(ROOT / "config" / "gunicorn.conf.py"), "--check-config", "x:y"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip() == f"visit-analytics: {message}"
 
 
 def test_gunicorn_without_the_config_is_warned_about(

@@ -1,11 +1,23 @@
+import json
+import os
 import tomllib
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from analytics.errors import SettingsError
-from analytics.settings import Settings
+from analytics.settings import (
+    DECLARED,
+    TABLE_END,
+    TABLE_START,
+    Declared,
+    Settings,
+    readme_section,
+    usable_cpus,
+)
+from analytics.sites import read_sites_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,8 +46,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
 
 def test_config_file_named_by_the_environment(tmp_path: Path) -> None:
     config = tmp_path / "a.toml"
-    config.write_text("serve_threads = 3\n")
-    assert Settings.load(environ={"ANALYTICS_CONFIG": str(config)}).serve_threads == 3
+    config.write_text("threads = 3\n")
+    assert Settings.load(environ={"ANALYTICS_CONFIG": str(config)}).threads == 3
 
 
 def test_empty_variables_mean_unset() -> None:
@@ -70,8 +82,8 @@ def test_a_bad_value_names_its_setting(env: dict[str, str], named: str, problem:
 
 def test_a_bad_value_in_the_file_names_the_file_and_key(tmp_path: Path) -> None:
     config = tmp_path / "analytics.toml"
-    config.write_text("serve_threads = 0\n")
-    with pytest.raises(SettingsError, match=r"analytics.toml: serve_threads: must be between"):
+    config.write_text("threads = 0\n")
+    with pytest.raises(SettingsError, match=r"analytics.toml: threads: must be between"):
         Settings.load(environ={}, config_file=config)
     config.write_text("colour = 'blue'\n")
     with pytest.raises(SettingsError, match=r"colour: unknown setting"):
@@ -89,3 +101,245 @@ def test_a_bad_value_in_the_file_names_the_file_and_key(tmp_path: Path) -> None:
 )
 def test_redis_urls(url: str) -> None:
     assert Settings.load(environ={"ANALYTICS_REDIS_URL": url}).redis_url == url
+
+
+# -- every declared setting, from the environment and from the file -------------------------
+
+TEXT_SAMPLES: dict[str, Any] = {
+    "redis_url": "rediss://cache.example:6380/2",
+    "data_dir": "/var/lib/visit-analytics",
+    "admin_token": "an-admin-token-of-32-characters!",
+    "sites_file": "<a file>",
+    "key_prefix": "stats.v2",
+    "bind": "0.0.0.0:9000",
+    "metrics_token": "a-metrics-token-1234",
+}
+"""A value other than the default of each setting whose values a range or choices cannot give."""
+
+
+def samples(declared: Declared, tmp_path: Path) -> list[Any]:
+    """Valid values of a setting other than its default: both ends of a range, each choice."""
+    if declared.name in TEXT_SAMPLES:
+        sample = TEXT_SAMPLES[declared.name]
+        if sample == "<a file>":
+            sample = tmp_path / "sites.toml"
+            sample.write_text("", encoding="utf-8")
+        return [Path(sample) if declared.kind is Path else sample]
+    if declared.kind is bool:
+        return [not declared.default()]
+    if declared.spec.choices:
+        return [c for c in declared.spec.choices if c != declared.default()]
+    low, high = declared.spec.low, declared.spec.high
+    assert low is not None and high is not None, f"{declared.name}: no range and no sample"
+    ends = [declared.kind(low), declared.kind(high)]
+    return [v for v in ends if v != declared.default()]
+
+
+def in_env(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def in_toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+@pytest.mark.parametrize("declared", DECLARED, ids=lambda d: d.name)
+def test_every_setting_round_trips_from_the_environment_and_the_file(
+    declared: Declared, tmp_path: Path
+) -> None:
+    values = samples(declared, tmp_path)
+    assert values, f"{declared.name}: no value to try other than the default"
+    config = tmp_path / "analytics.toml"
+    for value in values:
+        from_env = Settings.load(environ={declared.variable: in_env(value)}, config_file=None)
+        assert getattr(from_env, declared.name) == value
+        assert from_env.sources[declared.name] == declared.variable
+        config.write_text(f"{declared.name} = {in_toml(value)}\n", encoding="utf-8")
+        from_file = Settings.load(environ={}, config_file=config)
+        assert getattr(from_file, declared.name) == value
+        assert type(getattr(from_file, declared.name)) is type(value)
+        assert from_file.sources[declared.name] == f"{config}: {declared.name}"
+
+
+@pytest.mark.parametrize(
+    "declared", [d for d in DECLARED if d.spec.low is not None], ids=lambda d: d.name
+)
+def test_a_value_out_of_range_names_where_it_came_from(declared: Declared, tmp_path: Path) -> None:
+    assert declared.spec.low is not None and declared.spec.high is not None
+    config = tmp_path / "analytics.toml"
+    for outside in (declared.spec.low - 1, declared.spec.high + 1):
+        value = declared.kind(outside)
+        with pytest.raises(SettingsError) as caught:
+            Settings.load(environ={declared.variable: str(value)}, config_file=None)
+        assert caught.value.message.startswith(f"{declared.variable}: must be between")
+        config.write_text(f"{declared.name} = {in_toml(value)}\n", encoding="utf-8")
+        with pytest.raises(SettingsError) as caught:
+            Settings.load(environ={}, config_file=config)
+        assert caught.value.message.startswith(f"{config}: {declared.name}: must be between")
+
+
+@pytest.mark.parametrize(
+    ("name", "env_value", "toml_value", "problem"),
+    [
+        ("threads", "4.5", "4.5", "must be a whole number, got"),
+        ("threads", "eight", "true", "must be a whole number, got"),
+        ("read_cache_seconds", "soon", "false", "must be a number, got"),
+        ("access_log", "-", "1", "must be true or false, got"),
+        ("log_format", "xml", '"xml"', "must be one of json, text"),
+        ("key_prefix", "a b", '"a b"', "must be 1 to 32 of"),
+        ("key_prefix", "", "7", "must be text, got 7"),
+        ("bind", "8000", '"localhost:http"', "must be HOST:PORT or unix:PATH"),
+        ("bind", "0.0.0.0:65536", '"0.0.0.0:65536"', "must be HOST:PORT or unix:PATH"),
+        ("metrics_token", "short", '"short"', "must be at least 16 printable"),
+        ("data_dir", "", "12", "must be a path"),
+    ],
+)
+def test_a_bad_value_names_its_variable_or_its_file_and_key(
+    tmp_path: Path, name: str, env_value: str, toml_value: str, problem: str
+) -> None:
+    variable = "ANALYTICS_" + name.upper()
+    if env_value:
+        with pytest.raises(SettingsError) as caught:
+            Settings.load(environ={variable: env_value}, config_file=None)
+        assert caught.value.message.startswith(f"{variable}: {problem}")
+    config = tmp_path / "analytics.toml"
+    config.write_text(f"{name} = {toml_value}\n", encoding="utf-8")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={}, config_file=config)
+    assert caught.value.message.startswith(f"{config}: {name}: {problem}")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("true", True), ("Yes", True), ("1", True), (" on ", True), ("false", False), ("off", False)],
+)
+def test_switches_from_the_environment(raw: str, expected: bool) -> None:
+    assert Settings.load(environ={"ANALYTICS_ACCESS_LOG": raw}).access_log is expected
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1:8000", "[::]:8000", "unix:/run/analytics.sock"])
+def test_bind_addresses(bind: str) -> None:
+    assert Settings.load(environ={"ANALYTICS_BIND": bind}).bind == bind
+
+
+def test_an_empty_value_means_the_default(tmp_path: Path) -> None:
+    config = tmp_path / "analytics.toml"
+    config.write_text('threads = 3\nworkers = ""\nadmin_token = "an-admin-token-of-32-chars"\n')
+    s = Settings.load(
+        environ={"ANALYTICS_THREADS": "", "ANALYTICS_ADMIN_TOKEN": "", "ANALYTICS_BIND": ""},
+        config_file=config,
+    )
+    assert (s.threads, s.workers, s.admin_token, s.bind) == (
+        8,
+        usable_cpus(),
+        None,
+        "127.0.0.1:8000",
+    )
+
+
+def test_workers_default_to_the_cpus_this_process_may_use() -> None:
+    assert Settings().workers == usable_cpus() >= 1
+    assert usable_cpus() <= len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("max 100000", "all"), ("150000 100000", 2), ("50000 100000", 1), (None, "all")],
+)
+def test_workers_follow_a_container_cpu_quota(
+    tmp_path: Path, cpu_max: str | None, expected: object
+) -> None:
+    cgroup = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        cgroup.write_text(cpu_max + "\n")
+    cpus = len(os.sched_getaffinity(0))
+    want = cpus if expected == "all" else min(cpus, int(str(expected)))
+    assert usable_cpus(cgroup) == want
+
+
+# -- unknown names ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "suggested"),
+    [
+        ("ANALYTICS_SERVE_THREADS", "ANALYTICS_THREADS"),
+        ("ANALYTICS_WORKER", "ANALYTICS_WORKERS"),
+        ("ANALYTICS_TRUSTED_PROXY", "ANALYTICS_TRUSTED_PROXIES"),
+        ("ANALYTICS_threads", "ANALYTICS_THREADS"),
+        ("ANALYTICS_COLOUR", None),
+    ],
+)
+def test_an_unknown_variable_stops_the_start_and_names_it(
+    variable: str, suggested: str | None
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={variable: "4", "ANALYTICS_THREADS": "4"}, config_file=None)
+    message = caught.value.message
+    if suggested is None:
+        assert message == f"{variable}: unknown setting"
+    else:
+        assert message == f"{variable}: unknown setting; did you mean {suggested}?"
+
+
+def test_other_variables_are_not_settings(tmp_path: Path) -> None:
+    config = tmp_path / "a.toml"
+    config.write_text("threads = 2\n")
+    env = {"ANALYTICS_CONFIG": str(config), "ANALYTICS": "x", "PATH": "/bin", "analytics_x": "y"}
+    assert Settings.load(environ=env).threads == 2
+
+
+def test_an_unknown_key_of_the_file_is_named_with_a_suggestion(tmp_path: Path) -> None:
+    config = tmp_path / "analytics.toml"
+    config.write_text("serve_threads = 4\n")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={}, config_file=config)
+    assert (
+        caught.value.message == f"{config}: serve_threads: unknown setting; did you mean threads?"
+    )
+
+
+# -- one TOML reader -------------------------------------------------------------------------
+
+
+def test_an_unreadable_file_is_named_by_the_setting_that_names_it(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("threads = \n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"^ANALYTICS_CONFIG: cannot read '.*broken.toml': "):
+        Settings.load(environ={"ANALYTICS_CONFIG": str(broken)})
+    with pytest.raises(SettingsError, match=r"^config file: cannot read '.*broken.toml': "):
+        Settings.load(environ={}, config_file=broken)
+    with pytest.raises(SettingsError, match=r"^ANALYTICS_SITES_FILE: cannot read '.*broken"):
+        read_sites_file(broken)
+
+
+# -- the README ------------------------------------------------------------------------------
+
+
+def test_the_readme_table_is_the_declared_settings() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme.count(TABLE_START) == 1 and readme.count(TABLE_END) == 1
+    start = readme.index(TABLE_START)
+    written = readme[start : readme.index(TABLE_END, start) + len(TABLE_END)]
+    assert written == readme_section(), (
+        "README.md's table of settings is not the declared one; put this between its markers "
+        "(`from analytics.settings import readme_section; print(readme_section())`):\n"
+        + readme_section()
+    )
+
+
+def test_the_table_has_a_row_per_setting_with_its_range_and_default() -> None:
+    rows = [line for line in readme_section().splitlines() if line.startswith("| `ANALYTICS_")]
+    assert [row.split("`")[1] for row in rows] == [d.variable for d in DECLARED]
+    by_variable = {row.split("`")[1]: row for row in rows}
+    assert by_variable["ANALYTICS_TRUSTED_PROXIES"].endswith(
+        "| a whole number from 0 to 10 | `0` |"
+    )
+    assert by_variable["ANALYTICS_LOG_FORMAT"].endswith("| `json` or `text` | `json` |")
+    assert by_variable["ANALYTICS_ACCESS_LOG"].endswith("| `true` or `false` | `false` |")
+    assert by_variable["ANALYTICS_REDIS_URL"].endswith("| unset: embedded Redis |")
+    assert "one per CPU" in by_variable["ANALYTICS_WORKERS"]
