@@ -20,6 +20,8 @@ THEMES = ("light", "dark", "auto")
 ROWS = ("online", *WINDOWS)
 DEFAULT_ROWS = ("online", "today", "this_week", "total")
 
+# The only copy: the build of the embed script writes the box's rows and labels into it
+# (analytics/widget_build.py), so a change here needs `python -m analytics.widget_build`.
 LABELS: dict[str, dict[str, str]] = {
     "vi": {
         "title": "Thống kê truy cập",
@@ -187,7 +189,7 @@ def badge_svg(label: str, value: str, color: str) -> str:
 
 
 def badge_for(doc: Counters, args: Mapping[str, str]) -> str:
-    """The badge of a counters document for the query parameters of API.md."""
+    """The badge of a counters document for the query parameters of /badge/<site>.svg."""
     window = _choice(args, "window", ROWS, "total")
     metric = _choice(args, "metric", METRICS, doc.box_metric)
     lang = _choice(args, "lang", LANGS, "vi")

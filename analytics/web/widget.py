@@ -29,6 +29,7 @@ class Asset:
 
 @cache
 def widget_script() -> Asset:
+    # Built from static/src/widget.js by analytics/widget_build.py; a test keeps them in step.
     body = resources.files("analytics").joinpath("static", "widget.js").read_bytes()
     return Asset(body, gzip.compress(body, 9, mtime=0), hashlib.sha256(body).hexdigest()[:12])
 
