@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from analytics.web import admin, admin_page, beacon, errors, ops, read, widget
+from analytics.web import admin, admin_page, beacon, errors, home, ops, read, widget
 
 
 def init_app(app: Flask) -> None:
@@ -14,4 +14,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(widget.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_page.bp)
+    app.register_blueprint(home.bp)
     errors.init_app(app)
