@@ -1,4 +1,4 @@
-"""One blueprint per audience, and the handler that turns every error into API.md's JSON."""
+"""One blueprint per audience, and the handler that turns every error into the JSON error."""
 
 from __future__ import annotations
 
