@@ -1,11 +1,11 @@
-"""One blueprint per audience, and the handler that turns every error into API.md's JSON."""
+"""One blueprint per audience, and the handler that turns every error into the JSON error."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from analytics.services import Services
-from analytics.web import admin, admin_page, beacon, errors, ops, read, widget
+from analytics.web import admin, admin_page, beacon, errors, home, ops, read, widget
 from analytics.web.context import EXTENSION
 
 
@@ -17,4 +17,5 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(widget.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_page.bp)
+    app.register_blueprint(home.bp)
     errors.init_app(app)
