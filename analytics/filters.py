@@ -1,7 +1,8 @@
 """Pure decisions about whether a hit may count: bots, origins, Global Privacy Control.
 
-Reload and rate decisions need shared state, so the store makes them inside the
-same atomic script that counts; their limits are set here.
+Reload and rate decisions need shared state, so the hit script makes them in the same
+atomic call that counts (store/lua/hit.lua); their limits are settings, passed down by
+counting.Policy.
 """
 
 from __future__ import annotations

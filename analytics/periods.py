@@ -28,7 +28,7 @@ class WeekStart(StrEnum):
 
 
 WINDOWS = ("today", "yesterday", "this_week", "last_week", "this_month", "last_month", "total")
-"""Every window of API.md, in the order the counters document lists them."""
+"""Every window of the counters document, in the order the counters document lists them."""
 
 
 @dataclass(frozen=True, order=True)
@@ -86,7 +86,7 @@ def periods_of_hit(day: date, week_start: WeekStart) -> tuple[Period, Period, Pe
 
 
 def windows_at(day: date, week_start: WeekStart) -> dict[str, Period]:
-    """Every window of API.md seen from local ``day``, keyed by window name."""
+    """Every window seen from local ``day``, keyed by window name."""
     this_week = week_start_of(day, week_start)
     return {
         "today": Period(Grain.DAY, day),

@@ -16,7 +16,7 @@ BROWSER_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 )
-# 2026-11-26 22:01:05 in Asia/Ho_Chi_Minh, the example instant of API.md.
+# 2026-11-26 22:01:05 in Asia/Ho_Chi_Minh, the example instant of docs/api.md.
 EXAMPLE_INSTANT = datetime(2026, 11, 26, 15, 1, 5, tzinfo=UTC)
 
 

@@ -1,6 +1,7 @@
-"""The store: the service's only door to its counters in Redis, one module per noun, all sharing
-one connection and its one error wrapper (``connection.py``); every key is built in ``keys.py``
-and every script is a file of ``lua/``."""
+"""The store: every read and write of the service's data in Redis, one module per noun, all
+sharing one connection and its one error wrapper (``connection.py``); every key is built in
+``keys.py`` and every script is a file of ``lua/``. (``embedded.py`` also opens a client, only to
+see whether the redis-server it started answers.)"""
 
 from __future__ import annotations
 

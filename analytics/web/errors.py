@@ -1,4 +1,4 @@
-"""The one place that turns every error into the JSON error document of API.md."""
+"""The one place that turns every error into the JSON error document of the API."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The same code on a real Redis Cluster of three masters (DESIGN.md, "Scale").
+"""The same code on a real Redis Cluster of three masters (docs/operations.md, scaling).
 
 A module-scoped fixture starts three redis-server processes in cluster mode,
 joins them with CLUSTER MEET, splits the 16384 slots between them with CLUSTER

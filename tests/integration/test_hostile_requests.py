@@ -1,4 +1,4 @@
-"""Malformed and hostile requests to the beacon: each one gets API.md's answer and counts nothing.
+"""Malformed and hostile requests to the beacon: each one gets its documented answer and counts nothing.
 
 Every case runs against a Redis that already holds one counted hit (counts, visitors, online set,
 reload guard, rate-limit keys, salt), so a rejected request that touched any of them would show
@@ -44,7 +44,7 @@ class Case:
     headers: tuple[tuple[str, str], ...] = ()
     stream: bool = False  # sent chunked, without a Content-Length
     counts: bool = False  # a well-formed hit that must change the counters
-    code: str | None = None  # the error code, where API.md names it
+    code: str | None = None  # the error code, where the API names it
     expect_headers: tuple[tuple[str, str], ...] = ()  # (header, substring it must hold)
 
 
