@@ -17,8 +17,10 @@ from typing import Any
 import click
 
 from analytics.admin import RESETTABLE, Admin
+from analytics.periods import WeekStart
 from analytics.services import build_services
 from analytics.settings import Settings
+from analytics.sites import Offsets, Site, SiteChanges
 
 WINDOW_ORDER = (
     "today",
@@ -192,15 +194,31 @@ def site_options(command: Any) -> Any:
     return command
 
 
-def site_fields(options: dict[str, Any]) -> dict[str, Any]:
-    origins = options.pop("origins")
-    if options.pop("any_origin"):
-        if origins:
-            raise click.UsageError("--origin and --any-origin exclude each other")
-        options["origins"] = []
-    elif origins:
-        options["origins"] = list(origins)
-    return {key: value for key, value in options.items() if value is not None}
+def site_changes(
+    *,
+    name: str | None,
+    timezone: str | None,
+    week_start: str | None,
+    origins: tuple[str, ...],
+    any_origin: bool,
+    online_window_seconds: int | None,
+    session_timeout_seconds: int | None,
+    box_metric: str | None,
+    honor_gpc: bool | None,
+) -> SiteChanges:
+    """The changes the site options ask for, each validated as the admin API does."""
+    if any_origin and origins:
+        raise click.UsageError("--origin and --any-origin exclude each other")
+    return SiteChanges(
+        name=name,
+        timezone=timezone,
+        week_start=None if week_start is None else WeekStart(week_start),
+        origins=() if any_origin else (origins or None),
+        online_window_seconds=online_window_seconds,
+        session_timeout_seconds=session_timeout_seconds,
+        box_metric=box_metric,
+        honor_gpc=honor_gpc,
+    )
 
 
 def show_changed(site: dict[str, Any], verb: str, as_json: bool) -> None:
@@ -213,9 +231,9 @@ def show_changed(site: dict[str, Any], verb: str, as_json: bool) -> None:
 @json_option
 def add_site(site: str, as_json: bool, **options: Any) -> None:
     """Register SITE; fields not given take their defaults."""
-    fields = {"id": site, **site_fields(options)}
+    new = Site.new(site, site_changes(**options))
     with admin_service() as admin:
-        created = admin.create_site(fields, actor())
+        created = admin.create_site(new, actor())
     show_changed(created, "added", as_json)
 
 
@@ -225,11 +243,11 @@ def add_site(site: str, as_json: bool, **options: Any) -> None:
 @json_option
 def update_site(site: str, as_json: bool, **options: Any) -> None:
     """Change the given fields of SITE."""
-    fields = site_fields(options)
-    if not fields:
+    changes = site_changes(**options)
+    if not changes.given():
         raise click.UsageError("nothing to change: give at least one field option")
     with admin_service() as admin:
-        updated = admin.update_site(site, fields, actor())
+        updated = admin.update_site(site, changes, actor())
     show_changed(updated, "updated", as_json)
 
 
@@ -264,13 +282,14 @@ def offsets(
     the total window and kept by resets.
     """
     given = {"pageviews": pageviews, "visits": visits, "visitors": visitors}
+    replacing = any(value is not None for value in given.values())
+    offsets = Offsets(pageviews or 0, visits or 0, visitors or 0) if replacing else None
     with admin_service() as admin:
-        if all(value is None for value in given.values()):
+        if offsets is None:
             result = admin.get_site(site)["offsets"]
             verb = "are"
         else:
-            values = {key: value or 0 for key, value in given.items()}
-            result = admin.set_offsets(site, values, actor())["offsets"]
+            result = admin.set_offsets(site, offsets, actor())["offsets"]
             verb = "set to"
     answer(
         result,
@@ -334,7 +353,7 @@ def reset(
         admin.get_site(site)  # an unknown site is said before anything is asked
         if not yes:
             click.confirm(f"Empty {', '.join(chosen)} of site '{site}'?", abort=True, err=True)
-        result = admin.reset(site, {"windows": chosen}, actor())
+        result = admin.reset(site, RESETTABLE if all_windows else windows, actor())
     answer(
         result,
         as_json,

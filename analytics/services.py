@@ -10,6 +10,7 @@ from flask import current_app
 from prometheus_client import CollectorRegistry
 
 from analytics.admin import Admin
+from analytics.auth import Authenticator
 from analytics.clock import Clock, system_clock
 from analytics.counter import Counter, Policy
 from analytics.errors import AnalyticsError, SettingsError
@@ -36,6 +37,7 @@ class Services:
     history: History
     housekeeper: Housekeeper
     admin: Admin
+    auth: Authenticator
     metrics: Metrics
     clock: Clock
 
@@ -83,6 +85,7 @@ def build_services(
         history=History(store, sites, clock),
         housekeeper=Housekeeper(store, sites, clock, housekeeping, metrics),
         admin=Admin(store, sites, counter, clock),
+        auth=Authenticator(store, clock),
         metrics=metrics,
         clock=clock,
     )
