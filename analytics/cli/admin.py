@@ -343,13 +343,17 @@ def audit(limit: int, as_json: bool) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
 )
-def history(site: str, first: str, last: str, fmt: str) -> None:
-    """The daily counts of SITE, one line per local day, zeros included, today live."""
+@json_option
+def history(site: str, first: str, last: str, fmt: str, as_json: bool) -> None:
+    """The daily counts of SITE, one line per local day, zeros included, today live.
+
+    CSV by default; --json (or --format json) prints JSON.
+    """
     settings = Settings.load()
     start, end = parse_range(first, last)
     with redis_for(settings, share_running=True) as ready:
         days = build_services(ready, seed=False).history.days(site, start, end)
-    if fmt == "json":
+    if as_json or fmt == "json":
         print_json({"site": site, "days": days})
         return
     out = io.StringIO()

@@ -3,26 +3,53 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from analytics.errors import AnalyticsError, SettingsError
+from analytics.errors import AnalyticsError, SettingsError, StoreUnavailable
 from analytics.periods import WINDOWS
 from analytics.sites import METRICS
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print JSON instead of text; an error too, on stdout: {"error": {"code", "message"}}.',
+)
 
 EXIT_CODES = {400: 2, 404: 3, 409: 4, 503: 5}
 """Exit status by kind of error: 2 invalid input (as for click's usage errors), 3 unknown site
 or reset, 4 conflict, 5 Redis unavailable; 1 for anything else that stops a command."""
 
 
+REDIS_DOWN = (
+    "Redis does not answer: check that it runs and that the Redis URL setting "
+    "ANALYTICS_REDIS_URL points to it"
+)
+
+
 def exit_code(err: AnalyticsError) -> int:
     if isinstance(err, SettingsError):
         return 2
     return EXIT_CODES.get(err.status, 1)
+
+
+def print_error(code: str, message: str, *, as_json: bool) -> None:
+    """An error as the HTTP API words it, on stdout, with ``--json``; else a line on stderr."""
+    if as_json:
+        print_json({"error": {"code": code, "message": message}})
+    else:
+        click.echo(f"analytics: {message}", err=True)
+
+
+def fail(err: AnalyticsError, as_json: bool) -> NoReturn:
+    """Says what stopped the command (what to check when Redis is away) and exits by its kind."""
+    message = REDIS_DOWN if isinstance(err, StoreUnavailable) else err.message
+    print_error(err.code, message, as_json=as_json)
+    sys.exit(exit_code(err))
 
 
 def print_json(data: Any) -> None:

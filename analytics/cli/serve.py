@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 from types import FrameType
@@ -12,7 +13,7 @@ from prometheus_client import start_http_server
 
 from analytics.cli.connection import redis_for
 from analytics.embedded import EmbeddedRedis
-from analytics.errors import SettingsError
+from analytics.errors import AnalyticsError, SettingsError
 from analytics.scheduler import build_scheduler
 from analytics.services import EXTENSION, build_services
 from analytics.settings import Settings
@@ -42,6 +43,26 @@ def handle_stop_signals() -> None:
     signal.signal(signal.SIGINT, on_stop_signal)
 
 
+class PortUnavailable(AnalyticsError):
+    code = "port_unavailable"
+
+
+def cannot_listen(err: OSError, host: str, port: int, option: str) -> PortUnavailable:
+    """One line that says why ``host:port`` cannot be listened on, and which option to change."""
+    if err.errno == errno.EADDRINUSE:
+        return PortUnavailable(
+            f"port {port} on {host} is in use: stop what uses it, or choose another with {option}"
+        )
+    if err.errno == errno.EACCES:
+        return PortUnavailable(
+            f"port {port} on {host} needs privileges: choose one above 1023 with {option}"
+        )
+    reason = err.strerror or str(err)
+    return PortUnavailable(
+        f"cannot listen on {host}:{port} ({reason}): check {option} and the address"
+    )
+
+
 def build_server(app: WSGIApplication, *, host: str, port: int, threads: int) -> Any:
     """The waitress server of ``analytics serve`` (the benchmark in bench/ builds the same)."""
     from waitress import create_server
@@ -69,15 +90,20 @@ def serve(host: str, port: int) -> None:
     handle_stop_signals()
     with redis_for(settings) as ready:
         app = create_app(ready)
-        server = build_server(app, host=host, port=port, threads=ready.serve_threads)
+        try:
+            server = build_server(app, host=host, port=port, threads=ready.serve_threads)
+        except OSError as err:
+            raise cannot_listen(err, host, port, "--port") from None
         scheduler = build_scheduler(app.extensions[EXTENSION].housekeeper)
         base = f"http://{host if ':' not in host else f'[{host}]'}:{server.effective_port}"
+        admin_off = " (off until ANALYTICS_ADMIN_TOKEN is set)" if ready.admin_token is None else ""
         try:
             scheduler.start()
             log.info("serving", extra={"event": "start", "component": "serve", "url": base})
             click.echo(f"visit-analytics is serving on {base}")
             click.echo(f"  demo page with the box of the site 'demo': {base}/demo")
             click.echo(f"  its counters: {base}/api/v1/sites/demo/counters")
+            click.echo(f"  admin page: {base}/admin{admin_off}")
             server.run()
         except Stop:
             log.info("stopping", extra={"event": "stop", "component": "serve"})
@@ -115,7 +141,12 @@ def scheduler(metrics_port: int | None, metrics_host: str) -> None:
     with redis_for(settings, share_running=True) as ready:
         services = build_services(ready, seed=False)
         if metrics_port is not None:
-            start_http_server(metrics_port, addr=metrics_host, registry=services.metrics.registry)
+            try:
+                start_http_server(
+                    metrics_port, addr=metrics_host, registry=services.metrics.registry
+                )
+            except OSError as err:
+                raise cannot_listen(err, metrics_host, metrics_port, "--metrics-port") from None
         runner = build_scheduler(services.housekeeper, blocking=True)
         click.echo("visit-analytics scheduler running")
         log.info("scheduler running", extra={"event": "start", "component": "scheduler"})
