@@ -1,4 +1,5 @@
-"""The admin service: sites, offsets and the audit log, shared by the admin API and the CLI."""
+"""The admin service: sites, offsets, resets and the audit log, shared by the admin API and
+the CLI. Its methods take typed values; each caller parses its own input into them."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import asdict
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from analytics.clock import Clock
 from analytics.errors import Conflict, InvalidInput, UnknownReset, UnknownSite
 from analytics.periods import Grain, from_name, local_date, windows_at
 from analytics.reading import Reading
-from analytics.sites import Site, SiteRegistry, parse_offsets
+from analytics.sites import Offsets, Site, SiteChanges, SiteRegistry
 from analytics.store import Store
 
 MAX_AUDIT_ENTRIES = 10_000
@@ -25,10 +26,27 @@ KEEP_RESETS_SECONDS = 30 * 24 * 3600
 """How long a reset can be undone: what it removed is kept aside this long."""
 
 
-def _body(data: Any) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise InvalidInput("the body must be a JSON object")
-    return data
+def log_action(action: str, site: str | None) -> None:
+    """The log line of an audited action: the action and the site only, never who did it."""
+    log.info(
+        "admin %s%s",
+        action,
+        f" on {site}" if site else "",
+        extra={"event": "admin_action", "action": action, "site": site or None},
+    )
+
+
+def audit_entry(
+    when: datetime, action: str, site: str | None, actor: str, change: Any
+) -> dict[str, str]:
+    """One audit entry: when, what, on which site, from where, and the change."""
+    return {
+        "time": when.isoformat(timespec="seconds"),
+        "action": action,
+        "site": site or "",
+        "ip": actor,
+        "change": json.dumps(change, ensure_ascii=False, default=str),
+    }
 
 
 class Admin:
@@ -39,26 +57,10 @@ class Admin:
         self.clock = clock
 
     def record(self, action: str, site: str | None, actor: str, change: Any = None) -> None:
-        """Writes one audit entry: when, what, on which site, from where, and the change.
-
-        The log line of it names the action and the site only: who did it is the audit's.
-        """
-        log.info(
-            "admin %s%s",
-            action,
-            f" on {site}" if site else "",
-            extra={"event": "admin_action", "action": action, "site": site or None},
-        )
+        """Writes one audit entry of an admin action, and its log line."""
+        log_action(action, site)
         self.store.audit.append(
-            {
-                "time": self.clock().isoformat(timespec="seconds"),
-                "action": action,
-                "site": site or "",
-                "ip": actor,
-                "change": json.dumps(change, ensure_ascii=False, default=str),
-            },
-            MAX_AUDIT_ENTRIES,
-            failed_auth=action == "auth_failed",
+            audit_entry(self.clock(), action, site, actor, change), MAX_AUDIT_ENTRIES
         )
 
     def audit(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -85,8 +87,7 @@ class Admin:
         self.sites.forget(site_id)
         return self.sites.get(site_id)
 
-    def create_site(self, data: Any, actor: str) -> dict[str, Any]:
-        site = Site.create(_body(data))
+    def create_site(self, site: Site, actor: str) -> dict[str, Any]:
         try:
             self._site(site.id)
         except UnknownSite:
@@ -97,20 +98,19 @@ class Admin:
         self.record("site_created", site.id, actor, site.to_dict())
         return site.to_dict()
 
-    def update_site(self, site_id: str, data: Any, actor: str) -> dict[str, Any]:
+    def update_site(self, site_id: str, changes: SiteChanges, actor: str) -> dict[str, Any]:
         current = self._site(site_id)
-        site = current.updated(_body(data))
+        site = changes.applied_to(current)
         self.sites.save(site)
         before, after = current.to_dict(), site.to_dict()
         changed = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
         self.record("site_updated", site_id, actor, changed)
         return after
 
-    def set_offsets(self, site_id: str, data: Any, actor: str) -> dict[str, Any]:
-        """Replaces all three offsets; a metric not given is 0."""
+    def set_offsets(self, site_id: str, offsets: Offsets, actor: str) -> dict[str, Any]:
+        """Replaces all three offsets."""
         current = self._site(site_id)
-        offsets = parse_offsets(_body(data))
-        site = current.updated({"offsets": asdict(offsets)})
+        site = SiteChanges(offsets=offsets).applied_to(current)
         self.sites.save(site)
         self.reading.forget(site_id)
         change = {"from": current.to_dict()["offsets"], "to": site.to_dict()["offsets"]}
@@ -130,25 +130,12 @@ class Admin:
         self.record("site_deleted", site_id, actor, {"site": site.to_dict(), "keys": deleted})
         return {"site": site_id, "deleted": True, "keys": deleted}
 
-    def reset(self, site_id: str, data: Any, actor: str) -> dict[str, Any]:
-        """Empties windows (never the offsets), keeping what it removes so it can be undone."""
+    def reset(self, site_id: str, windows: Sequence[str], actor: str) -> dict[str, Any]:
+        """Empties ``windows`` (any of RESETTABLE; never the offsets), keeping what it removes
+        so that it can be undone."""
         site = self._site(site_id)
-        body = _body(data)
-        for key in body:
-            if key != "windows":
-                raise InvalidInput(f"unknown field '{key}'", field=key)
-        windows = body.get("windows")
-        if windows == ["all"]:
-            windows = list(RESETTABLE)
-        if (
-            not isinstance(windows, list)
-            or not windows
-            or any(w not in RESETTABLE for w in windows)
-        ):
-            raise InvalidInput(
-                f"'windows' must list any of {', '.join(RESETTABLE)}, or be [\"all\"]",
-                field="windows",
-            )
+        if not windows or any(w not in RESETTABLE for w in windows):
+            raise bad_windows()
         windows = list(dict.fromkeys(windows))
         before = self.reading.counters(site_id, fresh=True).to_json()
         by_name = windows_at(local_date(self.clock(), site.zone), site.week_start)
@@ -192,3 +179,9 @@ class Admin:
             "undone": True,
             "counters": self.reading.counters(site_id, fresh=True).to_json(),
         }
+
+
+def bad_windows() -> InvalidInput:
+    return InvalidInput(
+        f"'windows' must list any of {', '.join(RESETTABLE)}, or be [\"all\"]", field="windows"
+    )

@@ -1,4 +1,4 @@
-"""The service's one exception family; the web layer turns each into the JSON error of the API (docs/api.md)."""
+"""The service's one exception family; the web layer turns each into the API's JSON error."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry
 
 from analytics.admin import Admin
+from analytics.auth import Authenticator
 from analytics.clock import Clock, system_clock
 from analytics.counting import Counting, Policy
 from analytics.errors import SettingsError
@@ -32,6 +33,7 @@ class Services:
     history: History
     housekeeper: Housekeeper
     admin: Admin
+    auth: Authenticator
     metrics: Metrics
     clock: Clock
 
@@ -80,6 +82,7 @@ def build_services(
         history=History(store, sites, clock),
         housekeeper=Housekeeper(store, sites, clock, housekeeping, metrics),
         admin=Admin(store, sites, reading, clock),
+        auth=Authenticator(store.audit, clock),
         metrics=metrics,
         clock=clock,
     )

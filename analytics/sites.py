@@ -8,7 +8,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -29,9 +29,15 @@ DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 @dataclass(frozen=True)
 class Offsets:
+    """Counts of a counter migrated from elsewhere, added to the total window; each checked."""
+
     pageviews: int = 0
     visits: int = 0
     visitors: int = 0
+
+    def __post_init__(self) -> None:
+        for name in METRICS:
+            _int_between(f"offsets.{name}", 0, MAX_COUNT)(getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,7 @@ class Site:
 
     def updated(self, changes: Mapping[str, Any]) -> Site:
         """A copy with ``changes`` (fields of the admin API) applied, each validated."""
-        return replace(self, **_parse_fields(changes, creating=False))
+        return SiteChanges.parse(changes).applied_to(self)
 
     @classmethod
     def create(cls, data: Mapping[str, Any]) -> Site:
@@ -72,6 +78,59 @@ class Site:
         if "id" not in data:
             raise InvalidInput("'id' is required", field="id")
         return cls(**_parse_fields(data, creating=True))
+
+    @classmethod
+    def new(cls, site_id: str, changes: SiteChanges | None = None) -> Site:
+        """A new site ``site_id`` (validated) with ``changes`` made to the defaults."""
+        site = cls(id=_parse_id(site_id))
+        return site if changes is None else changes.applied_to(site)
+
+
+@dataclass(frozen=True)
+class SiteChanges:
+    """Fields of a site to change; None keeps a field as it is.
+
+    Each value given is validated and normalised (origins in canonical form, the name
+    stripped) here, however the changes are made: from the admin API's fields with
+    ``parse``, or field by field.
+    """
+
+    name: str | None = None
+    timezone: str | None = None
+    week_start: WeekStart | None = None
+    origins: tuple[str, ...] | None = None
+    online_window_seconds: int | None = None
+    session_timeout_seconds: int | None = None
+    box_metric: str | None = None
+    offsets: Offsets | None = None
+    honor_gpc: bool | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in self.given().items():
+            object.__setattr__(self, name, _FIELD_PARSERS[name](_as_field(value)))
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> SiteChanges:
+        """Changes from fields of the admin API, checked in the order given; no ``id``."""
+        return cls(**_parse_fields(data, creating=False))
+
+    def given(self) -> dict[str, Any]:
+        """The fields to change, by name."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
+
+    def applied_to(self, site: Site) -> Site:
+        return replace(site, **self.given())
+
+
+def _as_field(value: Any) -> Any:
+    """A typed value as the admin API's field would carry it, for the field's parser."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Offsets):
+        return asdict(value)
+    return value
 
 
 def valid_site_id(value: object) -> bool:

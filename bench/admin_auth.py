@@ -26,9 +26,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from analytics import create_app
+from analytics.auth import token_matches
 from analytics.embedded import EmbeddedRedis
 from analytics.settings import Settings
-from analytics.web.admin import token_matches
 
 TOKEN = "k" * 20 + "0123456789abcdef0123456789abcdef0123456789ab"  # 64 characters
 CASES = {

@@ -2,71 +2,36 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
 
-from analytics.admin import MAX_AUDIT_ENTRIES
-from analytics.clock import epoch_ms
-from analytics.errors import (
-    Forbidden,
-    InvalidInput,
-    PayloadTooLarge,
-    TooManyAttempts,
-    Unauthorized,
-)
-from analytics.identity import network_of
+from analytics.admin import MAX_AUDIT_ENTRIES, RESETTABLE, bad_windows
+from analytics.errors import Forbidden, InvalidInput, PayloadTooLarge
+from analytics.sites import Offsets, Site, SiteChanges, parse_offsets
 from analytics.web.context import services
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
-MAX_FAILURES_PER_MINUTE = 10
-MAX_AUDITED_PATH = 200
 MAX_BODY_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 def _client() -> str:
     return request.remote_addr or ""
 
 
-def _presented_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
-def token_matches(presented: str, expected: str) -> bool:
-    """Constant time: compare_digest of the two SHA-256 digests takes as long wherever the
-    first difference is, and whatever the presented token's length."""
-    return hmac.compare_digest(
-        hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest(),
-        hashlib.sha256(expected.encode("utf-8")).digest(),
-    )
-
-
 @bp.before_request
 def authenticate() -> None:
-    """403 with admin off; 429 after too many failures from one network; 401 on a bad token."""
+    """403 with admin off; else the token, throttled and audited (analytics.auth)."""
     svc = services()
     expected = svc.settings.admin_token
     if expected is None:
         raise Forbidden("the admin API is off: set ANALYTICS_ADMIN_TOKEN to turn it on")
-    network = network_of(_client())
-    minute = epoch_ms(svc.clock()) // 60_000
-    if svc.store.audit.auth_failures(network, minute) >= MAX_FAILURES_PER_MINUTE:
-        raise TooManyAttempts("too many failed authentications: try again in a minute")
-    presented = _presented_token()
-    if presented is None or not token_matches(presented, expected):
-        svc.store.audit.count_auth_failure(network, minute)
-        reason = "no token" if presented is None else "wrong token"
-        # The path is the client's to choose: cut, so that an entry stays small.
-        change = {"path": request.path[:MAX_AUDITED_PATH], "reason": reason}
-        svc.admin.record("auth_failed", None, _client(), change)
-        raise Unauthorized("a valid admin bearer token is required")
+    svc.auth.require(
+        request.headers.get("Authorization", ""), expected, client=_client(), path=request.path
+    )
 
 
 @bp.after_request
@@ -76,6 +41,7 @@ def never_cached(response: Response) -> Response:
 
 
 def _json() -> Any:
+    """The request's JSON body, at most ``MAX_BODY_BYTES``."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"an admin request body is at most {MAX_BODY_BYTES} bytes")
     request.max_content_length = MAX_BODY_BYTES  # a chunked body too
@@ -85,6 +51,35 @@ def _json() -> Any:
     return data
 
 
+def _object(data: Any) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise InvalidInput("the body must be a JSON object")
+    return data
+
+
+def _parsed(site_id: str, parse: Callable[[], T]) -> T:
+    """``parse()``'s value; when the body is invalid, an unknown site is said first (404)."""
+    try:
+        return parse()
+    except InvalidInput:
+        services().admin.get_site(site_id)
+        raise
+
+
+def _windows(data: Any) -> list[str]:
+    """The windows of a reset body: ``{"windows": [...]}``, ``["all"]`` meaning all four."""
+    body = _object(data)
+    for key in body:
+        if key != "windows":
+            raise InvalidInput(f"unknown field '{key}'", field=key)
+    windows = body.get("windows")
+    if windows == ["all"]:
+        return list(RESETTABLE)
+    if not isinstance(windows, list) or not all(isinstance(w, str) for w in windows):
+        raise bad_windows()
+    return windows
+
+
 @bp.get("/sites")
 def list_sites() -> Response:
     return jsonify({"sites": services().admin.list_sites()})
@@ -92,7 +87,8 @@ def list_sites() -> Response:
 
 @bp.post("/sites")
 def create_site() -> tuple[Response, int]:
-    return jsonify(services().admin.create_site(_json(), _client())), 201
+    site = Site.create(_object(_json()))
+    return jsonify(services().admin.create_site(site, _client())), 201
 
 
 @bp.get("/sites/<site_id>")
@@ -102,7 +98,9 @@ def get_site(site_id: str) -> Response:
 
 @bp.patch("/sites/<site_id>")
 def update_site(site_id: str) -> Response:
-    return jsonify(services().admin.update_site(site_id, _json(), _client()))
+    body = _json()
+    changes = _parsed(site_id, lambda: SiteChanges.parse(_object(body)))
+    return jsonify(services().admin.update_site(site_id, changes, _client()))
 
 
 @bp.delete("/sites/<site_id>")
@@ -112,12 +110,16 @@ def delete_site(site_id: str) -> Response:
 
 @bp.put("/sites/<site_id>/offsets")
 def set_offsets(site_id: str) -> Response:
-    return jsonify(services().admin.set_offsets(site_id, _json(), _client()))
+    body = _json()
+    offsets: Offsets = _parsed(site_id, lambda: parse_offsets(_object(body)))
+    return jsonify(services().admin.set_offsets(site_id, offsets, _client()))
 
 
 @bp.post("/sites/<site_id>/reset")
 def reset(site_id: str) -> Response:
-    return jsonify(services().admin.reset(site_id, _json(), _client()))
+    body = _json()
+    windows = _parsed(site_id, lambda: _windows(body))
+    return jsonify(services().admin.reset(site_id, windows, _client()))
 
 
 @bp.post("/sites/<site_id>/resets/<reset_id>/undo")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from analytics.web.admin import token_matches
+from analytics.auth import bearer_matches
 from analytics.web.context import services
 from analytics.web.errors import error_response
 
@@ -30,12 +30,12 @@ def metrics() -> Response:
     """Every worker's metrics; behind ``ANALYTICS_METRICS_TOKEN`` (a bearer token) when set."""
     svc = services()
     expected = svc.settings.metrics_token
-    if expected is not None:
-        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token_matches(presented.strip(), expected):
-            response = error_response(401, "unauthorized", "/metrics needs its bearer token")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
-            return response
+    if expected is not None and not bearer_matches(
+        request.headers.get("Authorization", ""), expected
+    ):
+        response = error_response(401, "unauthorized", "/metrics needs its bearer token")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     response = svc.metrics.exposition()
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -94,7 +94,7 @@ class Service:
 
 
 def script_tag(origin: str, **data: str) -> str:
-    """The embed snippet of the README, with extra ``data-*`` attributes (underscores for dashes)."""
+    """The README's embed snippet, with extra ``data-*`` attributes (underscores for dashes)."""
     attributes = {"site": "demo", **data}
     text = "".join(f' data-{k.replace("_", "-")}="{escape(v)}"' for k, v in attributes.items())
     return f'<script async src="{origin}/widget.js"{text}></script>'

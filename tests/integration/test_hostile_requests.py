@@ -1,4 +1,4 @@
-"""Malformed and hostile requests to the beacon: each one gets its documented answer and counts nothing.
+"""Malformed and hostile requests to the beacon: each gets its documented answer, counts nothing.
 
 Every case runs against a Redis that already holds one counted hit (counts, visitors, online set,
 reload guard, rate-limit keys, salt), so a rejected request that touched any of them would show

@@ -5,7 +5,14 @@ import pytest
 
 from analytics.errors import InvalidInput, SettingsError
 from analytics.periods import WeekStart
-from analytics.sites import Offsets, Site, normalize_origin, read_sites_file, valid_site_id
+from analytics.sites import (
+    Offsets,
+    Site,
+    SiteChanges,
+    normalize_origin,
+    read_sites_file,
+    valid_site_id,
+)
 
 
 def test_defaults_of_api_md() -> None:
@@ -132,3 +139,41 @@ def test_sites_file(tmp_path: Path) -> None:
     path.write_text('[[site]]\nid = "bad"\ntimezone = "Nowhere/City"\n')
     with pytest.raises(SettingsError, match=r"ANALYTICS_SITES_FILE: site #1: 'timezone'"):
         read_sites_file(path)
+
+
+def test_site_changes_are_validated_and_normalised_however_they_are_made() -> None:
+    typed = SiteChanges(
+        name="  Tin tức ", origins=("https://A.vn/", "https://a.vn"), week_start=WeekStart.SUNDAY
+    )
+    parsed = SiteChanges.parse(
+        {"name": "  Tin tức ", "origins": ["https://A.vn/", "https://a.vn"], "week_start": "sunday"}
+    )
+    assert typed == parsed
+    assert typed.given() == {
+        "name": "Tin tức",
+        "week_start": WeekStart.SUNDAY,
+        "origins": ("https://a.vn",),
+    }
+    site = Site.new("tin-tuc", typed)
+    assert (site.id, site.name, site.origins) == ("tin-tuc", "Tin tức", ("https://a.vn",))
+    assert site.timezone == Site(id="x").timezone  # not given: the default
+    assert SiteChanges(origins=()).applied_to(site).origins == ()  # empty: any origin
+
+
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (lambda: SiteChanges(timezone="Mars/Olympus"), "timezone"),
+        (lambda: SiteChanges(origins=("ftp://a.vn",)), "origins"),
+        (lambda: SiteChanges(online_window_seconds=5), "online_window_seconds"),
+        (lambda: SiteChanges(name="line\nbreak"), "name"),
+        (lambda: SiteChanges(box_metric="hits"), "box_metric"),
+        (lambda: Offsets(visits=-1), "offsets.visits"),
+        (lambda: Site.new("Bad_Id"), "id"),
+        (lambda: SiteChanges.parse({"id": "other"}), "id"),
+    ],
+)
+def test_typed_values_refuse_what_the_api_refuses(make: Any, named: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        make()
+    assert caught.value.field == named

@@ -1,4 +1,4 @@
-"""The admin commands of ``analytics``: sites, offsets, reset and audit.
+"""The admin commands of ``analytics``: sites, offsets, reset, audit and history.
 
 Each one acts through the same ``Admin`` service as the admin API, so validation, audit
 entries and undo are one implementation. Readable tables by default, ``--json`` for scripts.
@@ -6,32 +6,35 @@ entries and undo are one implementation. Readable tables by default, ``--json`` 
 
 from __future__ import annotations
 
+import csv
 import getpass
+import io
 import json
 import socket
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from analytics.admin import RESETTABLE, Admin
+from analytics.cli.connection import redis_for
+from analytics.cli.output import (
+    answer,
+    count,
+    json_option,
+    print_json,
+    shorten,
+    site_lines,
+    table,
+    windows_table,
+)
+from analytics.history import parse_range
+from analytics.periods import WeekStart
 from analytics.services import build_services
 from analytics.settings import Settings
-
-WINDOW_ORDER = (
-    "today",
-    "yesterday",
-    "this_week",
-    "last_week",
-    "this_month",
-    "last_month",
-    "total",
-)
-METRICS = ("pageviews", "visits", "visitors")
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+from analytics.sites import METRICS, Offsets, Site, SiteChanges
 
 
 def actor() -> str:
@@ -46,68 +49,9 @@ def actor() -> str:
 @contextmanager
 def admin_service() -> Iterator[Admin]:
     """The admin service on the configured Redis (or the running `analytics serve`'s own)."""
-    from analytics.cli import redis_for
-
     settings = Settings.load()
     with redis_for(settings, share_running=True) as ready:
         yield build_services(ready, seed=False).admin
-
-
-def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-def answer(data: Any, as_json: bool, text: Callable[[], str]) -> None:
-    """Prints ``data`` as JSON with ``--json``, else the readable ``text`` made of it."""
-    if as_json:
-        print_json(data)
-    else:
-        click.echo(text())
-
-
-def count(value: int) -> str:
-    return f"{value:,}"
-
-
-def shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, right: int = 0) -> str:
-    """Columns padded to their widest cell; the last ``right`` columns (numbers) right-aligned."""
-    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    first_right = len(headers) - right
-    lines = []
-    for row in cells:
-        parts = [
-            cell.rjust(widths[i]) if i >= first_right else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
-
-
-def windows_table(doc: dict[str, Any]) -> str:
-    rows = [
-        [name, *(count(doc["windows"][name][m]) for m in METRICS)]
-        for name in WINDOW_ORDER
-        if name in doc["windows"]
-    ]
-    return table(["window", *METRICS], rows, right=len(METRICS))
-
-
-def site_lines(site: dict[str, Any]) -> str:
-    rows = []
-    for key, value in site.items():
-        if key == "offsets":
-            value = ", ".join(f"{m} {count(value[m])}" for m in METRICS)
-        elif key == "origins":
-            value = " ".join(value) or "(any)"
-        elif isinstance(value, bool):
-            value = "yes" if value else "no"
-        rows.append([f"{key}:", value])
-    return table(["", ""], rows).split("\n", 1)[1]
 
 
 # --- sites -------------------------------------------------------------------------------
@@ -194,15 +138,31 @@ def site_options(command: Any) -> Any:
     return command
 
 
-def site_fields(options: dict[str, Any]) -> dict[str, Any]:
-    origins = options.pop("origins")
-    if options.pop("any_origin"):
-        if origins:
-            raise click.UsageError("--origin and --any-origin exclude each other")
-        options["origins"] = []
-    elif origins:
-        options["origins"] = list(origins)
-    return {key: value for key, value in options.items() if value is not None}
+def site_changes(
+    *,
+    name: str | None,
+    timezone: str | None,
+    week_start: str | None,
+    origins: tuple[str, ...],
+    any_origin: bool,
+    online_window_seconds: int | None,
+    session_timeout_seconds: int | None,
+    box_metric: str | None,
+    honor_gpc: bool | None,
+) -> SiteChanges:
+    """The changes the site options ask for, each validated as the admin API does."""
+    if any_origin and origins:
+        raise click.UsageError("--origin and --any-origin exclude each other")
+    return SiteChanges(
+        name=name,
+        timezone=timezone,
+        week_start=None if week_start is None else WeekStart(week_start),
+        origins=() if any_origin else (origins or None),
+        online_window_seconds=online_window_seconds,
+        session_timeout_seconds=session_timeout_seconds,
+        box_metric=box_metric,
+        honor_gpc=honor_gpc,
+    )
 
 
 def show_changed(site: dict[str, Any], verb: str, as_json: bool) -> None:
@@ -215,9 +175,9 @@ def show_changed(site: dict[str, Any], verb: str, as_json: bool) -> None:
 @json_option
 def add_site(site: str, as_json: bool, **options: Any) -> None:
     """Register SITE; fields not given take their defaults."""
-    fields = {"id": site, **site_fields(options)}
+    new = Site.new(site, site_changes(**options))
     with admin_service() as admin:
-        created = admin.create_site(fields, actor())
+        created = admin.create_site(new, actor())
     show_changed(created, "added", as_json)
 
 
@@ -227,11 +187,11 @@ def add_site(site: str, as_json: bool, **options: Any) -> None:
 @json_option
 def update_site(site: str, as_json: bool, **options: Any) -> None:
     """Change the given fields of SITE."""
-    fields = site_fields(options)
-    if not fields:
+    changes = site_changes(**options)
+    if not changes.given():
         raise click.UsageError("nothing to change: give at least one field option")
     with admin_service() as admin:
-        updated = admin.update_site(site, fields, actor())
+        updated = admin.update_site(site, changes, actor())
     show_changed(updated, "updated", as_json)
 
 
@@ -266,13 +226,14 @@ def offsets(
     the total window and kept by resets.
     """
     given = {"pageviews": pageviews, "visits": visits, "visitors": visitors}
+    replacing = any(value is not None for value in given.values())
+    offsets = Offsets(pageviews or 0, visits or 0, visitors or 0) if replacing else None
     with admin_service() as admin:
-        if all(value is None for value in given.values()):
+        if offsets is None:
             result = admin.get_site(site)["offsets"]
             verb = "are"
         else:
-            values = {key: value or 0 for key, value in given.items()}
-            result = admin.set_offsets(site, values, actor())["offsets"]
+            result = admin.set_offsets(site, offsets, actor())["offsets"]
             verb = "set to"
     answer(
         result,
@@ -336,7 +297,7 @@ def reset(
         admin.get_site(site)  # an unknown site is said before anything is asked
         if not yes:
             click.confirm(f"Empty {', '.join(chosen)} of site '{site}'?", abort=True, err=True)
-        result = admin.reset(site, {"windows": chosen}, actor())
+        result = admin.reset(site, RESETTABLE if all_windows else windows, actor())
     answer(
         result,
         as_json,
@@ -374,4 +335,34 @@ def audit(limit: int, as_json: bool) -> None:
     click.echo(table(["time", "action", "site", "by", "change"], rows))
 
 
-ADMIN_COMMANDS: tuple[click.Command, ...] = (sites, offsets, reset, audit)
+# --- history -----------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("site")
+@click.option("--from", "first", required=True, help="First local day, YYYY-MM-DD.")
+@click.option("--to", "last", required=True, help="Last local day, YYYY-MM-DD.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@json_option
+def history(site: str, first: str, last: str, fmt: str, as_json: bool) -> None:
+    """The daily counts of SITE, one line per local day, zeros included, today live.
+
+    CSV by default; --json (or --format json) prints JSON.
+    """
+    settings = Settings.load()
+    start, end = parse_range(first, last)
+    with redis_for(settings, share_running=True) as ready:
+        days = build_services(ready, seed=False).history.days(site, start, end)
+    if as_json or fmt == "json":
+        print_json({"site": site, "days": days})
+        return
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["date", "pageviews", "visits", "visitors"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(days)
+    click.echo(out.getvalue(), nl=False)
+
+
+ADMIN_COMMANDS: tuple[click.Command, ...] = (sites, offsets, reset, audit, history)

@@ -1,27 +1,19 @@
-"""The ``analytics`` command."""
+"""`analytics serve` (the whole service on one machine) and `analytics scheduler`."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import errno
 import logging
 import signal
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from prometheus_client import start_http_server
 
-from analytics.cli_admin import ADMIN_COMMANDS
+from analytics.cli.connection import redis_for
 from analytics.embedded import EmbeddedRedis
 from analytics.errors import AnalyticsError, SettingsError
-from analytics.history import parse_range
-from analytics.logs import configure_logging
-from analytics.metrics import single_process
 from analytics.scheduler import build_scheduler
 from analytics.services import build_services
 from analytics.settings import Settings
@@ -52,27 +44,24 @@ def handle_stop_signals() -> None:
     signal.signal(signal.SIGINT, on_stop_signal)
 
 
-@contextmanager
-def redis_for(settings: Settings, *, share_running: bool = False) -> Iterator[Settings]:
-    """``settings`` with a Redis URL: the configured one, or an embedded server's.
+class PortUnavailable(AnalyticsError):
+    code = "port_unavailable"
 
-    With ``share_running``, the embedded Redis of a running `analytics serve` is used when
-    there is one; otherwise one is started on the data directory for the command's duration.
-    """
-    if settings.redis_url is not None:
-        yield settings
-        return
-    running = EmbeddedRedis.running_url(settings.data_dir) if share_running else None
-    if running is not None:
-        yield settings.replace(redis_url=running)
-        return
-    embedded = EmbeddedRedis(settings.data_dir)
-    embedded.start()
-    try:
-        yield settings.replace(redis_url=embedded.url)
-    finally:
-        embedded.stop()
-        log.info("embedded Redis stopped; data kept in %s", embedded.data_dir)
+
+def cannot_listen(err: OSError, host: str, port: int, option: str) -> PortUnavailable:
+    """One line that says why ``host:port`` cannot be listened on, and which option to change."""
+    if err.errno == errno.EADDRINUSE:
+        return PortUnavailable(
+            f"port {port} on {host} is in use: stop what uses it, or choose another with {option}"
+        )
+    if err.errno == errno.EACCES:
+        return PortUnavailable(
+            f"port {port} on {host} needs privileges: choose one above 1023 with {option}"
+        )
+    reason = err.strerror or str(err)
+    return PortUnavailable(
+        f"cannot listen on {host}:{port} ({reason}): check {option} and the address"
+    )
 
 
 def build_server(app: WSGIApplication, *, host: str, port: int, threads: int) -> Any:
@@ -91,26 +80,7 @@ def build_server(app: WSGIApplication, *, host: str, port: int, threads: int) ->
     )
 
 
-@click.group()
-def cli() -> None:
-    """visit-analytics: a self-hosted visit counter."""
-    single_process()
-    configure_logging(log_format())
-
-
-for command in ADMIN_COMMANDS:
-    cli.add_command(command)
-
-
-def log_format() -> str:
-    """The configured log format; "json" when the settings are broken (the command says why)."""
-    try:
-        return Settings.load().log_format
-    except AnalyticsError:
-        return "json"
-
-
-@cli.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 def serve(host: str, port: int) -> None:
@@ -121,15 +91,20 @@ def serve(host: str, port: int) -> None:
     handle_stop_signals()
     with redis_for(settings) as ready:
         app = create_app(ready)
-        server = build_server(app, host=host, port=port, threads=ready.threads)
+        try:
+            server = build_server(app, host=host, port=port, threads=ready.threads)
+        except OSError as err:
+            raise cannot_listen(err, host, port, "--port") from None
         scheduler = build_scheduler(app.extensions[EXTENSION].housekeeper)
         base = f"http://{host if ':' not in host else f'[{host}]'}:{server.effective_port}"
+        admin_off = " (off until ANALYTICS_ADMIN_TOKEN is set)" if ready.admin_token is None else ""
         try:
             scheduler.start()
             log.info("serving", extra={"event": "start", "component": "serve", "url": base})
             click.echo(f"visit-analytics is serving on {base}")
             click.echo(f"  demo page with the box of the site 'demo': {base}/demo")
             click.echo(f"  its counters: {base}/api/v1/sites/demo/counters")
+            click.echo(f"  admin page: {base}/admin{admin_off}")
             server.run()
         except Stop:
             log.info("stopping", extra={"event": "stop", "component": "serve"})
@@ -141,7 +116,7 @@ def serve(host: str, port: int) -> None:
                 scheduler.shutdown(wait=True)
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
@@ -167,7 +142,12 @@ def scheduler(metrics_port: int | None, metrics_host: str) -> None:
     with redis_for(settings, share_running=True) as ready:
         services = build_services(ready, seed=False)
         if metrics_port is not None:
-            start_http_server(metrics_port, addr=metrics_host, registry=services.metrics.registry)
+            try:
+                start_http_server(
+                    metrics_port, addr=metrics_host, registry=services.metrics.registry
+                )
+            except OSError as err:
+                raise cannot_listen(err, metrics_host, metrics_port, "--metrics-port") from None
         runner = build_scheduler(services.housekeeper, blocking=True)
         click.echo("visit-analytics scheduler running")
         log.info("scheduler running", extra={"event": "start", "component": "scheduler"})
@@ -178,45 +158,3 @@ def scheduler(metrics_port: int | None, metrics_host: str) -> None:
         finally:
             if runner.running:
                 runner.shutdown(wait=True)
-
-
-@cli.command()
-@click.argument("site")
-@click.option("--from", "first", required=True, help="First local day, YYYY-MM-DD.")
-@click.option("--to", "last", required=True, help="Last local day, YYYY-MM-DD.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
-)
-def history(site: str, first: str, last: str, fmt: str) -> None:
-    """The daily counts of SITE, one line per local day, zeros included, today live."""
-    settings = Settings.load()
-    start, end = parse_range(first, last)
-    with redis_for(settings, share_running=True) as ready:
-        days = build_services(ready, seed=False).history.days(site, start, end)
-    if fmt == "json":
-        click.echo(json.dumps({"site": site, "days": days}, ensure_ascii=False, indent=2))
-        return
-    out = io.StringIO()
-    writer = csv.DictWriter(out, ["date", "pageviews", "visits", "visitors"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(days)
-    click.echo(out.getvalue(), nl=False)
-
-
-EXIT_CODES = {400: 2, 404: 3, 409: 4, 503: 5}
-"""Exit status by kind of error: 2 invalid input (as for click's usage errors), 3 unknown site
-or reset, 4 conflict, 5 Redis unavailable; 1 for anything else that stops a command."""
-
-
-def exit_code(err: AnalyticsError) -> int:
-    if isinstance(err, SettingsError):
-        return 2
-    return EXIT_CODES.get(err.status, 1)
-
-
-def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except AnalyticsError as err:
-        click.echo(f"analytics: {err.message}", err=True)
-        sys.exit(exit_code(err))
