@@ -6,16 +6,24 @@ from flask import Flask
 
 from analytics.services import Services
 from analytics.web import admin, admin_page, beacon, errors, home, ops, read, widget
-from analytics.web.context import EXTENSION
+
+EXTENSION = "analytics"
+
+
+def services_of(app: Flask) -> Services:
+    """The services an app was wired with (for the command line and the tests)."""
+    found: Services = app.extensions[EXTENSION]
+    return found
 
 
 def init_app(app: Flask, services: Services) -> None:
+    """Registers each blueprint with the services its routes use: no route looks them up."""
     app.extensions[EXTENSION] = services
-    app.register_blueprint(beacon.bp)
-    app.register_blueprint(read.bp)
-    app.register_blueprint(ops.bp)
-    app.register_blueprint(widget.bp)
-    app.register_blueprint(admin.bp)
+    app.register_blueprint(beacon.blueprint(services))
+    app.register_blueprint(read.blueprint(services))
+    app.register_blueprint(ops.blueprint(services))
+    app.register_blueprint(widget.blueprint(services))
+    app.register_blueprint(admin.blueprint(services))
     app.register_blueprint(admin_page.bp)
     app.register_blueprint(home.bp)
     errors.init_app(app)

@@ -9,10 +9,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from analytics.admin import MAX_AUDIT_ENTRIES, RESETTABLE, bad_windows
 from analytics.errors import Forbidden, InvalidInput, PayloadTooLarge
+from analytics.services import Services
 from analytics.sites import Offsets, Site, SiteChanges, parse_offsets
-from analytics.web.context import services
-
-bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
 MAX_BODY_BYTES = 64 * 1024
 T = TypeVar("T")
@@ -20,24 +18,6 @@ T = TypeVar("T")
 
 def _client() -> str:
     return request.remote_addr or ""
-
-
-@bp.before_request
-def authenticate() -> None:
-    """403 with admin off; else the token, throttled and audited (analytics.auth)."""
-    svc = services()
-    expected = svc.settings.admin_token
-    if expected is None:
-        raise Forbidden("the admin API is off: set ANALYTICS_ADMIN_TOKEN to turn it on")
-    svc.auth.require(
-        request.headers.get("Authorization", ""), expected, client=_client(), path=request.path
-    )
-
-
-@bp.after_request
-def never_cached(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _json() -> Any:
@@ -57,15 +37,6 @@ def _object(data: Any) -> Mapping[str, Any]:
     return data
 
 
-def _parsed(site_id: str, parse: Callable[[], T]) -> T:
-    """``parse()``'s value; when the body is invalid, an unknown site is said first (404)."""
-    try:
-        return parse()
-    except InvalidInput:
-        services().admin.get_site(site_id)
-        raise
-
-
 def _windows(data: Any) -> list[str]:
     """The windows of a reset body: ``{"windows": [...]}``, ``["all"]`` meaning all four."""
     body = _object(data)
@@ -80,59 +51,80 @@ def _windows(data: Any) -> list[str]:
     return windows
 
 
-@bp.get("/sites")
-def list_sites() -> Response:
-    return jsonify({"sites": services().admin.list_sites()})
+def blueprint(svc: Services) -> Blueprint:
+    """The admin API over ``svc``: every route behind the bearer token."""
+    bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
-
-@bp.post("/sites")
-def create_site() -> tuple[Response, int]:
-    site = Site.create(_object(_json()))
-    return jsonify(services().admin.create_site(site, _client())), 201
-
-
-@bp.get("/sites/<site_id>")
-def get_site(site_id: str) -> Response:
-    return jsonify(services().admin.get_site(site_id))
-
-
-@bp.patch("/sites/<site_id>")
-def update_site(site_id: str) -> Response:
-    body = _json()
-    changes = _parsed(site_id, lambda: SiteChanges.parse(_object(body)))
-    return jsonify(services().admin.update_site(site_id, changes, _client()))
-
-
-@bp.delete("/sites/<site_id>")
-def delete_site(site_id: str) -> Response:
-    return jsonify(services().admin.delete_site(site_id, request.args.get("confirm"), _client()))
-
-
-@bp.put("/sites/<site_id>/offsets")
-def set_offsets(site_id: str) -> Response:
-    body = _json()
-    offsets: Offsets = _parsed(site_id, lambda: parse_offsets(_object(body)))
-    return jsonify(services().admin.set_offsets(site_id, offsets, _client()))
-
-
-@bp.post("/sites/<site_id>/reset")
-def reset(site_id: str) -> Response:
-    body = _json()
-    windows = _parsed(site_id, lambda: _windows(body))
-    return jsonify(services().admin.reset(site_id, windows, _client()))
-
-
-@bp.post("/sites/<site_id>/resets/<reset_id>/undo")
-def undo(site_id: str, reset_id: str) -> Response:
-    return jsonify(services().admin.undo(site_id, reset_id, _client()))
-
-
-@bp.get("/audit")
-def audit() -> Response:
-    """The newest entries, newest first: 100, or ``?limit=`` up to the stream's cap."""
-    raw = request.args.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_AUDIT_ENTRIES:
-        raise InvalidInput(
-            f"'limit' must be a whole number from 1 to {MAX_AUDIT_ENTRIES}", field="limit"
+    @bp.before_request
+    def authenticate() -> None:
+        """403 with admin off; else the token, throttled and audited (analytics.auth)."""
+        expected = svc.settings.admin_token
+        if expected is None:
+            raise Forbidden("the admin API is off: set ANALYTICS_ADMIN_TOKEN to turn it on")
+        svc.auth.require(
+            request.headers.get("Authorization", ""), expected, client=_client(), path=request.path
         )
-    return jsonify({"entries": services().admin.audit(int(raw))})
+
+    @bp.after_request
+    def never_cached(response: Response) -> Response:
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _parsed(site_id: str, parse: Callable[[], T]) -> T:
+        """``parse()``'s value; when the body is invalid, an unknown site is said first (404)."""
+        try:
+            return parse()
+        except InvalidInput:
+            svc.admin.get_site(site_id)
+            raise
+
+    @bp.get("/sites")
+    def list_sites() -> Response:
+        return jsonify({"sites": svc.admin.list_sites()})
+
+    @bp.post("/sites")
+    def create_site() -> tuple[Response, int]:
+        site = Site.create(_object(_json()))
+        return jsonify(svc.admin.create_site(site, _client())), 201
+
+    @bp.get("/sites/<site_id>")
+    def get_site(site_id: str) -> Response:
+        return jsonify(svc.admin.get_site(site_id))
+
+    @bp.patch("/sites/<site_id>")
+    def update_site(site_id: str) -> Response:
+        body = _json()
+        changes = _parsed(site_id, lambda: SiteChanges.parse(_object(body)))
+        return jsonify(svc.admin.update_site(site_id, changes, _client()))
+
+    @bp.delete("/sites/<site_id>")
+    def delete_site(site_id: str) -> Response:
+        return jsonify(svc.admin.delete_site(site_id, request.args.get("confirm"), _client()))
+
+    @bp.put("/sites/<site_id>/offsets")
+    def set_offsets(site_id: str) -> Response:
+        body = _json()
+        offsets: Offsets = _parsed(site_id, lambda: parse_offsets(_object(body)))
+        return jsonify(svc.admin.set_offsets(site_id, offsets, _client()))
+
+    @bp.post("/sites/<site_id>/reset")
+    def reset(site_id: str) -> Response:
+        body = _json()
+        windows = _parsed(site_id, lambda: _windows(body))
+        return jsonify(svc.admin.reset(site_id, windows, _client()))
+
+    @bp.post("/sites/<site_id>/resets/<reset_id>/undo")
+    def undo(site_id: str, reset_id: str) -> Response:
+        return jsonify(svc.admin.undo(site_id, reset_id, _client()))
+
+    @bp.get("/audit")
+    def audit() -> Response:
+        """The newest entries, newest first: 100, or ``?limit=`` up to the stream's cap."""
+        raw = request.args.get("limit", "100")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_AUDIT_ENTRIES:
+            raise InvalidInput(
+                f"'limit' must be a whole number from 1 to {MAX_AUDIT_ENTRIES}", field="limit"
+            )
+        return jsonify({"entries": svc.admin.audit(int(raw))})
+
+    return bp

@@ -19,10 +19,8 @@ from analytics.errors import (
     StoreUnavailable,
     UnknownSite,
 )
+from analytics.services import Services
 from analytics.sites import valid_site_id
-from analytics.web.context import services
-
-bp = Blueprint("beacon", __name__)
 
 MAX_BODY = 8 * 1024
 MAX_URL = 2048
@@ -106,67 +104,69 @@ def _read_json_body() -> Any:
         raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
 
 
-def _count(data: Any) -> Outcome:
-    """Counts one hit, recording its outcome in the metrics whatever happens."""
-    svc = services()
-    try:
-        site_id, url, kind = parse_hit_fields(data)
-        outcome = svc.counting.count(
-            Hit(
-                site_id=site_id,
-                url=url,
-                kind=kind,
-                client_ip=request.remote_addr or "",
-                user_agent=request.user_agent.string,
-                origin=request.headers.get("Origin"),
-                referer=request.headers.get("Referer"),
-                sec_gpc=request.headers.get("Sec-GPC"),
-            )
-        )
-    except UnknownSite:
-        svc.metrics.hit(Outcome.UNKNOWN_SITE)
-        raise
-    except StoreUnavailable:
-        svc.metrics.hit(Outcome.STORE_UNAVAILABLE)
-        raise
-    except AnalyticsError:
-        svc.metrics.hit(Outcome.INVALID)
-        raise
-    svc.metrics.hit(outcome)
-    return outcome
-
-
 def _cors(response: Response) -> Response:
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Cache-Control"] = NO_CACHE
     return response
 
 
-@bp.post("/api/v1/hit", provide_automatic_options=False)
-def hit() -> Response:
-    try:
-        data = _read_json_body()
-    except AnalyticsError:
-        services().metrics.hit(Outcome.INVALID)
-        raise
-    _count(data)
-    return _cors(Response(status=204))
+def blueprint(svc: Services) -> Blueprint:
+    """The beacon routes over ``svc``: the hit, its preflight and the pixel."""
+    bp = Blueprint("beacon", __name__)
 
+    def _count(data: Any) -> Outcome:
+        """Counts one hit, recording its outcome in the metrics whatever happens."""
+        try:
+            site_id, url, kind = parse_hit_fields(data)
+            outcome = svc.counting.count(
+                Hit(
+                    site_id=site_id,
+                    url=url,
+                    kind=kind,
+                    client_ip=request.remote_addr or "",
+                    user_agent=request.user_agent.string,
+                    origin=request.headers.get("Origin"),
+                    referer=request.headers.get("Referer"),
+                    sec_gpc=request.headers.get("Sec-GPC"),
+                )
+            )
+        except UnknownSite:
+            svc.metrics.hit(Outcome.UNKNOWN_SITE)
+            raise
+        except StoreUnavailable:
+            svc.metrics.hit(Outcome.STORE_UNAVAILABLE)
+            raise
+        except AnalyticsError:
+            svc.metrics.hit(Outcome.INVALID)
+            raise
+        svc.metrics.hit(outcome)
+        return outcome
 
-@bp.route("/api/v1/hit", methods=["OPTIONS"], provide_automatic_options=False)
-def hit_preflight() -> Response:
-    response = _cors(Response(status=204))
-    response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-    response.headers["Access-Control-Max-Age"] = "86400"
-    return response
+    @bp.post("/api/v1/hit", provide_automatic_options=False)
+    def hit() -> Response:
+        try:
+            data = _read_json_body()
+        except AnalyticsError:
+            svc.metrics.hit(Outcome.INVALID)
+            raise
+        _count(data)
+        return _cors(Response(status=204))
 
+    @bp.route("/api/v1/hit", methods=["OPTIONS"], provide_automatic_options=False)
+    def hit_preflight() -> Response:
+        response = _cors(Response(status=204))
+        response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Max-Age"] = "86400"
+        return response
 
-@bp.get("/api/v1/hit.gif")
-def hit_gif() -> Response:
-    if request.method != "HEAD":  # a HEAD asks about the pixel, it is no page view
-        _count(request.args.to_dict(flat=True))
-    response = _cors(Response(PIXEL, mimetype="image/gif"))
-    response.headers["Pragma"] = "no-cache"
-    response.headers["Expires"] = "0"
-    return response
+    @bp.get("/api/v1/hit.gif")
+    def hit_gif() -> Response:
+        if request.method != "HEAD":  # a HEAD asks about the pixel, it is no page view
+            _count(request.args.to_dict(flat=True))
+        response = _cors(Response(PIXEL, mimetype="image/gif"))
+        response.headers["Pragma"] = "no-cache"
+        response.headers["Expires"] = "0"
+        return response
+
+    return bp

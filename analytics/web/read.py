@@ -5,30 +5,31 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from analytics.history import parse_range
-from analytics.web.context import services
-
-bp = Blueprint("read", __name__)
+from analytics.services import Services
 
 
-@bp.get("/api/v1/sites/<site_id>/counters")
-def counters(site_id: str) -> Response:
-    response = jsonify(services().reading.counters(site_id).to_json())
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+def blueprint(svc: Services) -> Blueprint:
+    """The read API over ``svc``: counters and history, readable cross-origin."""
+    bp = Blueprint("read", __name__)
 
+    @bp.get("/api/v1/sites/<site_id>/counters")
+    def counters(site_id: str) -> Response:
+        response = jsonify(svc.reading.counters(site_id).to_json())
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
-@bp.get("/api/v1/sites/<site_id>/history")
-def history(site_id: str) -> Response:
-    svc = services()
-    svc.sites.get(site_id)  # an unknown site is a 404 before a bad range is a 400
-    first, last = parse_range(request.args.get("from"), request.args.get("to"))
-    response = jsonify({"site": site_id, "days": svc.history.days(site_id, first, last)})
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    @bp.get("/api/v1/sites/<site_id>/history")
+    def history(site_id: str) -> Response:
+        svc.sites.get(site_id)  # an unknown site is a 404 before a bad range is a 400
+        first, last = parse_range(request.args.get("from"), request.args.get("to"))
+        response = jsonify({"site": site_id, "days": svc.history.days(site_id, first, last)})
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
+    @bp.after_request
+    def readable_cross_origin(response: Response) -> Response:
+        """Every answer of the read API, errors included, is readable by a widget on any site."""
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
 
-@bp.after_request
-def readable_cross_origin(response: Response) -> Response:
-    """Every answer of the read API, errors included, is readable by a widget on any site."""
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+    return bp
