@@ -8,13 +8,14 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from analytics.clock import Clock
 from analytics.errors import Conflict, InvalidInput, UnknownReset, UnknownSite
 from analytics.periods import Grain, from_name, local_date, windows_at
-from analytics.reading import Reading
+from analytics.reading import Counters, Reading
 from analytics.sites import Offsets, Site, SiteChanges, SiteRegistry
 from analytics.store import Store
 
@@ -47,6 +48,26 @@ def audit_entry(
         "ip": actor,
         "change": json.dumps(change, ensure_ascii=False, default=str),
     }
+
+
+@dataclass(frozen=True)
+class ResetDone:
+    reset_id: str
+    before: Counters
+    """The counters as they were before the reset."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reset_id": self.reset_id, "before": self.before.to_json()}
+
+
+@dataclass(frozen=True)
+class UndoDone:
+    reset_id: str
+    counters: Counters
+    """The counters once the reset was undone."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reset_id": self.reset_id, "undone": True, "counters": self.counters.to_json()}
 
 
 class Admin:
@@ -130,14 +151,14 @@ class Admin:
         self.record("site_deleted", site_id, actor, {"site": site.to_dict(), "keys": deleted})
         return {"site": site_id, "deleted": True, "keys": deleted}
 
-    def reset(self, site_id: str, windows: Sequence[str], actor: str) -> dict[str, Any]:
+    def reset(self, site_id: str, windows: Sequence[str], actor: str) -> ResetDone:
         """Empties ``windows`` (any of RESETTABLE; never the offsets), keeping what it removes
         so that it can be undone."""
         site = self._site(site_id)
         if not windows or any(w not in RESETTABLE for w in windows):
             raise bad_windows()
         windows = list(dict.fromkeys(windows))
-        before = self.reading.counters(site_id, fresh=True).to_json()
+        before = self.reading.counters(site_id, fresh=True)
         by_name = windows_at(local_date(self.clock(), site.zone), site.week_start)
         periods = [by_name[w] for w in windows]
         reset_id = secrets.token_hex(8)
@@ -145,15 +166,15 @@ class Admin:
             "time": self.clock().isoformat(timespec="seconds"),
             "windows": json.dumps(windows),
             "periods": json.dumps([[str(p.grain), p.name] for p in periods]),
-            "before": json.dumps(before, ensure_ascii=False),
+            "before": json.dumps(before.to_json(), ensure_ascii=False),
             "undone": "0",
         }
         self.store.resets.reset(site_id, reset_id, periods, record, KEEP_RESETS_SECONDS)
         self.reading.forget(site_id)  # the cache holds ``before`` now
         self.record("reset", site_id, actor, {"reset_id": reset_id, "windows": windows})
-        return {"reset_id": reset_id, "before": before}
+        return ResetDone(reset_id, before)
 
-    def undo(self, site_id: str, reset_id: str, actor: str) -> dict[str, Any]:
+    def undo(self, site_id: str, reset_id: str, actor: str) -> UndoDone:
         """Adds back what a reset removed; hits counted since stay. 409 the second time."""
         self._site(site_id)
         record = (
@@ -174,11 +195,7 @@ class Admin:
         if done < 0:
             raise UnknownReset(f"no reset '{reset_id}' of site '{site_id}'")
         self.record("reset_undone", site_id, actor, {"reset_id": reset_id})
-        return {
-            "reset_id": reset_id,
-            "undone": True,
-            "counters": self.reading.counters(site_id, fresh=True).to_json(),
-        }
+        return UndoDone(reset_id, self.reading.counters(site_id, fresh=True))
 
 
 def bad_windows() -> InvalidInput:

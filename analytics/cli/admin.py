@@ -68,11 +68,9 @@ def list_sites(as_json: bool) -> None:
     """Every site with today's and all-time counts."""
     with admin_service() as admin:
         listed = admin.list_sites()
-        docs = {
-            site["id"]: admin.reading.counters(site["id"], fresh=True).to_json() for site in listed
-        }
+        docs = {site["id"]: admin.reading.counters(site["id"], fresh=True) for site in listed}
     if as_json:
-        print_json({"sites": [{**site, "counters": docs[site["id"]]} for site in listed]})
+        print_json({"sites": [{**s, "counters": docs[s["id"]].to_json()} for s in listed]})
         return
     if not listed:
         click.echo("no sites: add one with `analytics sites add <id>`")
@@ -87,9 +85,9 @@ def list_sites(as_json: bool) -> None:
                 site["name"],
                 site["timezone"],
                 metric,
-                count(doc["online"]),
-                count(doc["windows"]["today"][metric]),
-                count(doc["windows"]["total"][metric]),
+                count(doc.online),
+                count(doc.value("today", metric)),
+                count(doc.value("total", metric)),
             ]
         )
     click.echo(
@@ -104,12 +102,12 @@ def show_site(site: str, as_json: bool) -> None:
     """One site's settings and its counters in every window."""
     with admin_service() as admin:
         found = admin.get_site(site)
-        doc = admin.reading.counters(site, fresh=True).to_json()
+        doc = admin.reading.counters(site, fresh=True)
     if as_json:
-        print_json({**found, "counters": doc})
+        print_json({**found, "counters": doc.to_json()})
         return
     click.echo(site_lines(found))
-    click.echo(f"\nonline now: {count(doc['online'])}    as of {doc['as_of']}\n")
+    click.echo(f"\nonline now: {count(doc.online)}    as of {doc.as_of}\n")
     click.echo(windows_table(doc))
 
 
@@ -280,11 +278,11 @@ def reset(
         with admin_service() as admin:
             undone = admin.undo(site, undo_id, actor())
         answer(
-            undone,
+            undone.to_json(),
             as_json,
             lambda: (
                 f"reset {undo_id} of '{site}' undone; counters now:\n\n"
-                + windows_table(undone["counters"])
+                + windows_table(undone.counters)
             ),
         )
         return
@@ -299,12 +297,12 @@ def reset(
             click.confirm(f"Empty {', '.join(chosen)} of site '{site}'?", abort=True, err=True)
         result = admin.reset(site, RESETTABLE if all_windows else windows, actor())
     answer(
-        result,
+        result.to_json(),
         as_json,
         lambda: (
-            f"reset {result['reset_id']} of '{site}' done; the counters before it:\n\n"
-            + windows_table(result["before"])
-            + f"\n\nundo with: analytics reset {site} --undo {result['reset_id']}"
+            f"reset {result.reset_id} of '{site}' done; the counters before it:\n\n"
+            + windows_table(result.before)
+            + f"\n\nundo with: analytics reset {site} --undo {result.reset_id}"
         ),
     )
 

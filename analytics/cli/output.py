@@ -11,6 +11,7 @@ import click
 
 from analytics.errors import AnalyticsError, SettingsError, StoreUnavailable
 from analytics.periods import WINDOWS
+from analytics.reading import Counters
 from analytics.sites import METRICS
 
 json_option = click.option(
@@ -87,11 +88,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, right: int =
     return "\n".join(lines)
 
 
-def windows_table(doc: dict[str, Any]) -> str:
+def windows_table(doc: Counters) -> str:
     rows = [
-        [name, *(count(doc["windows"][name][m]) for m in METRICS)]
+        [name, *(count(doc.windows[name].metric(m)) for m in METRICS)]
         for name in WINDOWS
-        if name in doc["windows"]
+        if name in doc.windows
     ]
     return table(["window", *METRICS], rows, right=len(METRICS))
 

@@ -111,11 +111,11 @@ def blueprint(svc: Services) -> Blueprint:
     def reset(site_id: str) -> Response:
         body = _json()
         windows = _parsed(site_id, lambda: _windows(body))
-        return jsonify(svc.admin.reset(site_id, windows, _client()))
+        return jsonify(svc.admin.reset(site_id, windows, _client()).to_json())
 
     @bp.post("/sites/<site_id>/resets/<reset_id>/undo")
     def undo(site_id: str, reset_id: str) -> Response:
-        return jsonify(svc.admin.undo(site_id, reset_id, _client()))
+        return jsonify(svc.admin.undo(site_id, reset_id, _client()).to_json())
 
     @bp.get("/audit")
     def audit() -> Response:

@@ -1,4 +1,4 @@
-"""Reading: the counters document of a site."""
+"""The read API: a site's counters and its daily history, readable from any origin."""
 
 from __future__ import annotations
 
