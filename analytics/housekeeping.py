@@ -71,6 +71,12 @@ def due(
 log = logging.getLogger(__name__)
 
 JOBS = ("close_periods", "trim_online", "delete_salts")
+RESULTS = {
+    "close_periods": "{} finished periods closed into the history",
+    "trim_online": "{} visitors no longer online forgotten",
+    "delete_salts": "{} salts of ended days deleted",
+}
+"""What each job's count means, for its log line (the first run after a start catches up)."""
 
 
 @dataclass(frozen=True)
@@ -163,9 +169,9 @@ class Housekeeper:
             self.metrics.job_duration.labels(task=job).observe(elapsed)
             self.metrics.job_last_success.labels(task=job).set(time.time())
         log.info(
-            "housekeeping %s: %d in %.3f s",
+            "housekeeping %s: %s in %.3f s",
             job,
-            result,
+            RESULTS[job].format(result),
             elapsed,
             extra={"event": "housekeeping", "job": job, "result": result, "seconds": elapsed},
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 import redis
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from flask.testing import FlaskClient
@@ -272,3 +274,15 @@ def test_a_late_hit_counts_in_the_open_periods_only(
     assert services.history.days("demo", date(2026, 11, 25), date(2026, 11, 25))[0]["visits"] == 1
     assert doc["windows"]["this_week"]["pageviews"] == 2  # the week is still open
     assert doc["windows"]["total"]["pageviews"] == 2  # and no hit is lost
+
+
+def test_the_first_run_catches_up_and_says_so_as_information(
+    services: Services, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="analytics"):
+        services.housekeeper.run_all()
+    lines = {r.message for r in caplog.records if r.name == "analytics.housekeeping"}
+    closed = [line for line in lines if line.startswith("housekeeping close_periods:")]
+    # The 62 days of retention before today, and the weeks and months they cover.
+    assert len(closed) == 1 and "finished periods closed into the history" in closed[0], lines
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.name.startswith("analytics"))
