@@ -57,3 +57,11 @@ def test_no_doc_points_at_files_outside_the_repository(doc: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     for outside in ("../shared", "API.md", "DESIGN.md"):
         assert outside not in text, f"{doc.name} mentions {outside}"
+
+
+@pytest.mark.parametrize("doc", [*DOCS, ROOT / "bench" / "README.md"], ids=lambda p: p.name)
+def test_every_file_of_the_repository_a_doc_names_exists(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    named = set(re.findall(r"\b((?:analytics|config|tests|bench|docs)/[\w./-]+\.\w+)", text))
+    missing = sorted(name for name in named if not (ROOT / name).exists())
+    assert not missing, f"{doc.name} names files that do not exist: {missing}"
