@@ -32,11 +32,6 @@ def create_app(
     app = Flask(__name__, static_folder=None)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    if settings.trusted_proxies:
-        # Only the client address is taken from the proxies; nothing here uses host or scheme.
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0, x_host=0
-        )
     logs.init_app(app)
     services.metrics.init_app(app)
     max_sites = settings.metrics_max_sites
@@ -44,4 +39,10 @@ def create_app(
         ScrapeTimeGauges(lambda: read_snapshot(services.store, services.reading, max_sites))
     )
     web.init_app(app, services)
+    # Outermost, so that the beacon, which answers before Flask, sees the client's address.
+    if settings.trusted_proxies:
+        # Only the client address is taken from the proxies; nothing here uses host or scheme.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0, x_host=0
+        )
     return app

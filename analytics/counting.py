@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 from analytics import filters
@@ -11,6 +13,7 @@ from analytics.identity import Salts, network_id, page_id, visitor_id
 from analytics.periods import local_date, periods_of_hit
 from analytics.sites import Site, SiteRegistry
 from analytics.store import CountStore, HitLimits
+from analytics.writer import HitWriter
 
 
 class Outcome(StrEnum):
@@ -55,6 +58,9 @@ class Policy:
 
 
 class Counting:
+    MAX_CACHED_DAYS = 10_000
+    """Sites × days whose period keys are kept; past that the cache starts again."""
+
     def __init__(
         self,
         store: CountStore,
@@ -62,12 +68,17 @@ class Counting:
         salts: Salts,
         clock: Clock,
         policy: Policy | None = None,
+        writer: HitWriter | None = None,
     ) -> None:
         self.store = store
         self.sites = sites
         self.salts = salts
         self.clock = clock
         self.policy = policy or Policy()
+        self.writer = writer or HitWriter(store)
+        # What a hit of a site on a local day adds to does not change during that day.
+        self._day_keys: dict[tuple[str, date, str], tuple[str, ...]] = {}
+        self._day_keys_lock = threading.Lock()
 
     def count(self, hit: Hit) -> Outcome:
         """Decides whether ``hit`` counts and, if it does, counts it in every window.
@@ -86,9 +97,9 @@ class Counting:
         now = self.clock()
         day = local_date(now, site.zone)
         salt = self.salts.for_day(day)
-        result = self.store.record_hit(
+        write = self.store.hit_write(
             site.id,
-            periods_of_hit(day, site.week_start) if hit.kind is Kind.PAGEVIEW else (),
+            self._period_keys(site, day) if hit.kind is Kind.PAGEVIEW else (),
             kind=str(hit.kind),
             visitor=visitor_id(salt, site.id, hit.client_ip, hit.user_agent),
             network=network_id(salt, site.id, hit.client_ip),
@@ -96,7 +107,18 @@ class Counting:
             now_ms=epoch_ms(now),
             limits=self._limits(site),
         )
-        return Outcome(result)
+        return Outcome(self.writer.write(write))
+
+    def _period_keys(self, site: Site, day: date) -> tuple[str, ...]:
+        cache_key = (site.id, day, str(site.week_start))
+        keys = self._day_keys.get(cache_key)
+        if keys is None:
+            keys = self.store.period_keys(site.id, periods_of_hit(day, site.week_start))
+            with self._day_keys_lock:
+                if len(self._day_keys) >= self.MAX_CACHED_DAYS:
+                    self._day_keys.clear()
+                self._day_keys[cache_key] = keys
+        return keys
 
     def _limits(self, site: Site) -> HitLimits:
         p = self.policy

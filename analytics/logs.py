@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import secrets
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,9 @@ def without_addresses(text: str) -> str:
     return CANDIDATE.sub(lambda m: "<address>" if _address(m.group()) else m.group(), text)
 
 
+BEACON_REQUEST_ID: ContextVar[str | None] = ContextVar("beacon_request_id", default=None)
+"""The id of the beacon request being answered: the beacon answers outside Flask, so its log
+lines find their request id here rather than in Flask's ``g``."""
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -51,7 +55,10 @@ class JsonFormatter(logging.Formatter):
             "event": getattr(record, "event", None) or "log",
             "message": record.getMessage(),
         }
-        if has_request_context() and "request_id" in g:
+        request_id = BEACON_REQUEST_ID.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        elif has_request_context() and "request_id" in g:
             entry["request_id"] = g.request_id
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in entry:

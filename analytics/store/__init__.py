@@ -17,7 +17,7 @@ from analytics.store.connection import (
     StoreError,
     connect,
 )
-from analytics.store.counts import CountStore, HitLimits, WindowCounts
+from analytics.store.counts import CountStore, HitLimits, HitWrite, WindowCounts
 from analytics.store.history import HistoryStore
 from analytics.store.keys import KeySpace
 from analytics.store.locks import Locks
@@ -32,6 +32,7 @@ __all__ = [
     "CountStore",
     "HistoryStore",
     "HitLimits",
+    "HitWrite",
     "KeySpace",
     "Locks",
     "RedisClient",

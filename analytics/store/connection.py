@@ -111,23 +111,28 @@ class Connection:
         try:
             yield
         except redis.RedisError as err:
-            if self._on_error is not None:
-                self._on_error(operation)
-            log.warning(
-                "redis error",
-                extra={
-                    "event": "redis_error",
-                    "operation": operation,
-                    "error": type(err).__name__,
-                    "detail": str(err)[:200],
-                },
-            )
-            if isinstance(err, _UNAVAILABLE):
-                raise StoreUnavailable(UNAVAILABLE_MESSAGE) from err
-            raise StoreError("the counters store (Redis) refused the operation") from err
+            raise self.wrap(operation, err) from err
         finally:
             if self._on_duration is not None:
                 self._on_duration(operation, time.perf_counter() - started)
+
+    def wrap(self, operation: str, err: redis.RedisError) -> AnalyticsError:
+        """The service's error for a driver error, counted and logged: StoreUnavailable for an
+        outage, StoreError for a refusal."""
+        if self._on_error is not None:
+            self._on_error(operation)
+        log.warning(
+            "redis error",
+            extra={
+                "event": "redis_error",
+                "operation": operation,
+                "error": type(err).__name__,
+                "detail": str(err)[:200],
+            },
+        )
+        if isinstance(err, _UNAVAILABLE):
+            return StoreUnavailable(UNAVAILABLE_MESSAGE)
+        return StoreError("the counters store (Redis) refused the operation")
 
     def ping(self) -> bool:
         try:

@@ -6,6 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import redis
+from redis.exceptions import NoScriptError
+
+from analytics.errors import AnalyticsError
 from analytics.periods import Period
 from analytics.store.connection import Connection, text
 
@@ -19,6 +23,14 @@ class HitLimits:
     reload_ms: int
     per_visitor: int
     per_network: int
+
+
+@dataclass(frozen=True)
+class HitWrite:
+    """One hit as the hit script takes it (store/lua/hit.lua): its keys and its arguments."""
+
+    keys: Sequence[str]
+    args: Sequence[str | int]
 
 
 @dataclass(frozen=True)
@@ -42,10 +54,13 @@ class CountStore:
         self._hit = conn.script("hit")
         self._read = conn.script("read")
 
-    def record_hit(
+    def period_keys(self, site_id: str, periods: Sequence[Period]) -> tuple[str, ...]:
+        return tuple(period_keys(self._conn, site_id, periods))
+
+    def hit_write(
         self,
         site_id: str,
-        periods: Sequence[Period],
+        period_keys: Sequence[str],
         *,
         kind: str,
         visitor: str,
@@ -53,19 +68,20 @@ class CountStore:
         page: str,
         now_ms: int,
         limits: HitLimits,
-    ) -> str:
-        """Counts one hit in every period atomically; returns the script's outcome."""
+    ) -> HitWrite:
+        """One hit for the hit script: counted in the periods of ``period_keys`` (the pairs of
+        ``period_keys()``), under the limits of its site."""
         k = self._conn.keys
         minute = now_ms // 60_000
-        keys = [
+        keys = (
             k.online(site_id),
             k.reload_guard(site_id, visitor, page),
             k.visitor_rate(site_id, visitor, minute),
             k.network_rate(site_id, network, minute),
             k.site_config(site_id),
-            *period_keys(self._conn, site_id, periods),
-        ]
-        args: list[str | int] = [
+            *period_keys,
+        )
+        args = (
             now_ms,
             kind,
             visitor,
@@ -74,10 +90,32 @@ class CountStore:
             limits.reload_ms,
             limits.per_visitor,
             limits.per_network,
-        ]
+        )
+        return HitWrite(keys, args)
+
+    def record_hits(self, writes: Sequence[HitWrite]) -> list[str | AnalyticsError]:
+        """Counts each hit atomically, all in one pipelined round trip; returns each script's
+        outcome, or the error of that hit alone. Raises when the batch as a whole failed."""
+        if len(writes) == 1:
+            with self._conn.call("record_hit"):
+                return [text(self._hit(keys=writes[0].keys, args=writes[0].args))]
         with self._conn.call("record_hit"):
-            outcome = self._hit(keys=keys, args=args)
-        return text(outcome)
+            # EVALSHA itself, not the Script object: a pipeline holding scripts asks SCRIPT
+            # EXISTS before every batch; a missing script is loaded below, once, instead.
+            pipe = self._conn.client.pipeline(transaction=False)
+            for write in writes:
+                pipe.evalsha(self._hit.sha, len(write.keys), *write.keys, *write.args)
+            results = pipe.execute(raise_on_error=False)
+        outcomes: list[str | AnalyticsError] = []
+        for write, result in zip(writes, results, strict=True):
+            if isinstance(result, NoScriptError):  # Redis restarted without its scripts
+                with self._conn.call("record_hit"):
+                    result = self._hit(keys=write.keys, args=write.args)
+            if isinstance(result, redis.RedisError):
+                outcomes.append(self._conn.wrap("record_hit", result))
+            else:
+                outcomes.append(text(result))
+        return outcomes
 
     def read_windows(
         self, site_id: str, windows: Sequence[Period], online_since_ms: int

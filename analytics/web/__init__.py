@@ -19,7 +19,6 @@ def services_of(app: Flask) -> Services:
 def init_app(app: Flask, services: Services) -> None:
     """Registers each blueprint with the services its routes use: no route looks them up."""
     app.extensions[EXTENSION] = services
-    app.register_blueprint(beacon.blueprint(services))
     app.register_blueprint(read.blueprint(services))
     app.register_blueprint(ops.blueprint(services))
     app.register_blueprint(widget.blueprint(services))
@@ -27,3 +26,5 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(admin_page.bp)
     app.register_blueprint(home.bp)
     errors.init_app(app)
+    # The beacon answers before Flask: the route of every page view skips its routing and hooks.
+    app.wsgi_app = beacon.BeaconApp(services, app.wsgi_app)  # type: ignore[method-assign]

@@ -1,15 +1,18 @@
-"""The beacon, POST /api/v1/hit and GET /api/v1/hit.gif: bounds the input, then counts it."""
+"""The beacon, POST /api/v1/hit and GET /api/v1/hit.gif: a WSGI application of its own in front
+of Flask, because it is the route every page view calls. It bounds the input, then counts it."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlsplit
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
-from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 from analytics.counting import Hit, Kind, Outcome
 from analytics.errors import (
@@ -19,14 +22,47 @@ from analytics.errors import (
     StoreUnavailable,
     UnknownSite,
 )
+from analytics.logs import BEACON_REQUEST_ID, REQUEST_ID_HEADER, VALID_REQUEST_ID, new_request_id
 from analytics.services import Services
 from analytics.sites import valid_site_id
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+HIT_PATH = "/api/v1/hit"
+GIF_PATH = "/api/v1/hit.gif"
+ROUTES = frozenset({(HIT_PATH, "POST"), (HIT_PATH, "OPTIONS"), (GIF_PATH, "GET")})
+"""The routes answered here rather than by Flask (HEAD of the pixel included in its GET)."""
 MAX_BODY = 8 * 1024
 MAX_URL = 2048
 CONTENT_TYPES = ("text/plain", "application/json")
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_CACHE = "no-store, no-cache, must-revalidate, max-age=0"
+CORS = [("Access-Control-Allow-Origin", "*"), ("Cache-Control", NO_CACHE)]
+PREFLIGHT = [
+    ("Access-Control-Allow-Methods", "POST, OPTIONS"),
+    ("Access-Control-Allow-Headers", "Content-Type"),
+    ("Access-Control-Max-Age", "86400"),
+]
+GIF_HEADERS = [
+    ("Content-Type", "image/gif"),
+    ("Content-Length", str(len(PIXEL))),
+    ("Pragma", "no-cache"),
+    ("Expires", "0"),
+]
+STATUS = {
+    200: "200 OK",
+    204: "204 No Content",
+    400: "400 Bad Request",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    413: "413 Request Entity Too Large",
+    500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
+}
+Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
 def _has_control(text: str) -> bool:
@@ -84,16 +120,18 @@ def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _read_json_body() -> Any:
-    mimetype = request.mimetype
+def read_json_body(environ: WSGIEnvironment) -> Any:
+    """The JSON body of a beacon: refused from its Content-Length when over ``MAX_BODY``, and
+    a streamed (chunked) body cut one byte past it."""
+    mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if mimetype not in CONTENT_TYPES:
         raise InvalidInput(
             "send the hit as text/plain or application/json", code="unsupported_content_type"
         )
-    # One byte over the limit, so that a streamed (chunked) body over 8 KiB is seen, not cut.
-    request.max_content_length = MAX_BODY + 1
     try:
-        body = request.get_data(cache=False)
+        # One byte over the limit, so that a streamed (chunked) body over it is seen, not cut.
+        stream = get_input_stream(environ, max_content_length=MAX_BODY + 1)
+        body = stream.read(MAX_BODY + 1)
     except RequestEntityTooLarge:
         body = b"x" * (MAX_BODY + 1)
     if len(body) > MAX_BODY:
@@ -104,69 +142,127 @@ def _read_json_body() -> Any:
         raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
 
 
-def _cors(response: Response) -> Response:
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Cache-Control"] = NO_CACHE
-    return response
+def error_answer(status: int, code: str, message: str) -> Answer:
+    body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
+    data = body.encode("utf-8")
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    return status, headers, data
 
 
-def blueprint(svc: Services) -> Blueprint:
-    """The beacon routes over ``svc``: the hit, its preflight and the pixel."""
-    bp = Blueprint("beacon", __name__)
+class BeaconApp:
+    """The beacon routes over ``services``; every other request goes on to ``fallback``."""
 
-    def _count(data: Any) -> Outcome:
+    def __init__(self, services: Services, fallback: WSGIApplication) -> None:
+        self._svc = services
+        self._fallback = fallback
+        metrics = services.metrics
+        self._latency = {path: metrics.latency.labels(route=path) for path in (HIT_PATH, GIF_PATH)}
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._outcomes = {outcome: metrics.hits.labels(outcome=str(outcome)) for outcome in Outcome}
+        self._handlers: dict[str, Callable[[WSGIEnvironment, str], Answer]] = {
+            HIT_PATH: self._hit,
+            GIF_PATH: self._gif,
+        }
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        handler = self._handlers.get(path)
+        if handler is None:
+            return self._fallback(environ, start_response)
+        started = time.perf_counter()
+        method = environ.get("REQUEST_METHOD", "GET")
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = given if VALID_REQUEST_ID.fullmatch(given) else new_request_id()
+        token = BEACON_REQUEST_ID.set(request_id)
+        try:
+            status, headers, body = handler(environ, method)
+        except AnalyticsError as err:
+            status, headers, body = error_answer(err.status, err.code, err.message)
+            if isinstance(err, StoreUnavailable):
+                headers.append(("Retry-After", "5"))
+        except Exception as err:
+            log.exception("unhandled error", exc_info=err)
+            status, headers, body = error_answer(
+                500, "internal_error", "the service failed to answer this request"
+            )
+        finally:
+            BEACON_REQUEST_ID.reset(token)
+        headers += CORS
+        headers.append((REQUEST_ID_HEADER, request_id))
+        self._observe(path, method, status, started)
+        start_response(STATUS[status], headers)
+        return [body] if method != "HEAD" else []
+
+    def _observe(self, path: str, method: str, status: int, started: float) -> None:
+        key = (path, method, status)
+        counter = self._requests.get(key)
+        if counter is None:
+            label = method if method in ("GET", "HEAD", "POST", "OPTIONS") else "other"
+            counter = self._svc.metrics.requests.labels(
+                route=path, method=label, status=str(status)
+            )
+            self._requests[key] = counter
+        counter.inc()
+        self._latency[path].observe(time.perf_counter() - started)
+
+    def _hit(self, environ: WSGIEnvironment, method: str) -> Answer:
+        if method == "OPTIONS":
+            return 204, list(PREFLIGHT), b""
+        if method != "POST":
+            return self._not_allowed("OPTIONS, POST")
+        try:
+            data = read_json_body(environ)
+        except AnalyticsError:
+            self._outcomes[Outcome.INVALID].inc()
+            raise
+        self._count(environ, data)
+        return 204, [], b""
+
+    def _gif(self, environ: WSGIEnvironment, method: str) -> Answer:
+        if method == "OPTIONS":
+            return 200, [("Allow", "GET, HEAD, OPTIONS"), ("Content-Length", "0")], b""
+        if method not in ("GET", "HEAD"):
+            return self._not_allowed("GET, HEAD, OPTIONS")
+        if method == "GET":  # a HEAD asks about the pixel, it is no page view
+            query: dict[str, str] = {}
+            for name, value in parse_qsl(
+                environ.get("QUERY_STRING", ""), keep_blank_values=True, errors="replace"
+            ):
+                query.setdefault(name, value)
+            self._count(environ, query)
+        return 200, list(GIF_HEADERS), PIXEL
+
+    def _not_allowed(self, allow: str) -> Answer:
+        status, headers, body = error_answer(
+            405, "method_not_allowed", "The method is not allowed for the requested URL."
+        )
+        headers.append(("Allow", allow))
+        return status, headers, body
+
+    def _count(self, environ: WSGIEnvironment, data: Any) -> Outcome:
         """Counts one hit, recording its outcome in the metrics whatever happens."""
         try:
             site_id, url, kind = parse_hit_fields(data)
-            outcome = svc.counting.count(
+            outcome = self._svc.counting.count(
                 Hit(
                     site_id=site_id,
                     url=url,
                     kind=kind,
-                    client_ip=request.remote_addr or "",
-                    user_agent=request.user_agent.string,
-                    origin=request.headers.get("Origin"),
-                    referer=request.headers.get("Referer"),
-                    sec_gpc=request.headers.get("Sec-GPC"),
+                    client_ip=environ.get("REMOTE_ADDR") or "",
+                    user_agent=environ.get("HTTP_USER_AGENT", ""),
+                    origin=environ.get("HTTP_ORIGIN"),
+                    referer=environ.get("HTTP_REFERER"),
+                    sec_gpc=environ.get("HTTP_SEC_GPC"),
                 )
             )
         except UnknownSite:
-            svc.metrics.hit(Outcome.UNKNOWN_SITE)
+            self._outcomes[Outcome.UNKNOWN_SITE].inc()
             raise
         except StoreUnavailable:
-            svc.metrics.hit(Outcome.STORE_UNAVAILABLE)
+            self._outcomes[Outcome.STORE_UNAVAILABLE].inc()
             raise
         except AnalyticsError:
-            svc.metrics.hit(Outcome.INVALID)
+            self._outcomes[Outcome.INVALID].inc()
             raise
-        svc.metrics.hit(outcome)
+        self._outcomes[outcome].inc()
         return outcome
-
-    @bp.post("/api/v1/hit", provide_automatic_options=False)
-    def hit() -> Response:
-        try:
-            data = _read_json_body()
-        except AnalyticsError:
-            svc.metrics.hit(Outcome.INVALID)
-            raise
-        _count(data)
-        return _cors(Response(status=204))
-
-    @bp.route("/api/v1/hit", methods=["OPTIONS"], provide_automatic_options=False)
-    def hit_preflight() -> Response:
-        response = _cors(Response(status=204))
-        response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        response.headers["Access-Control-Max-Age"] = "86400"
-        return response
-
-    @bp.get("/api/v1/hit.gif")
-    def hit_gif() -> Response:
-        if request.method != "HEAD":  # a HEAD asks about the pixel, it is no page view
-            _count(request.args.to_dict(flat=True))
-        response = _cors(Response(PIXEL, mimetype="image/gif"))
-        response.headers["Pragma"] = "no-cache"
-        response.headers["Expires"] = "0"
-        return response
-
-    return bp

@@ -16,6 +16,7 @@ from openapi_spec_validator import validate
 
 from analytics.services import Services
 from analytics.settings import Settings
+from analytics.web import beacon
 from tests.helpers import hit
 
 IGNORED = {"HEAD"}
@@ -44,8 +45,9 @@ def openapi_paths(rule: str) -> list[str]:
 
 
 def served(app: Flask) -> set[tuple[str, str]]:
-    """(path, method) of every route; OPTIONS only where a view answers it, not Flask's own."""
-    pairs = set()
+    """(path, method) of every route: the beacon's, answered before Flask, and Flask's, OPTIONS
+    only where a view answers it, not Flask's own."""
+    pairs = {(path, method.lower()) for path, method in beacon.ROUTES}
     for rule in app.url_map.iter_rules():
         methods = set(rule.methods or ()) - IGNORED
         if getattr(rule, "provide_automatic_options", False):
