@@ -9,9 +9,9 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from analytics.audit import AuditEntry, AuditLog
 from analytics.clock import Clock
 from analytics.errors import Conflict, InvalidInput, UnknownReset, UnknownSite
 from analytics.periods import Grain, from_name, local_date, windows_at
@@ -19,35 +19,11 @@ from analytics.reading import Counters, Reading
 from analytics.sites import Offsets, Site, SiteChanges, SiteRegistry
 from analytics.store import Store
 
-MAX_AUDIT_ENTRIES = 10_000
 RESETTABLE = ("today", "this_week", "this_month", "total")
 RESET_ID = re.compile(r"[0-9a-f]{16}")
 log = logging.getLogger("analytics.admin")
 KEEP_RESETS_SECONDS = 30 * 24 * 3600
 """How long a reset can be undone: what it removed is kept aside this long."""
-
-
-def log_action(action: str, site: str | None) -> None:
-    """The log line of an audited action: the action and the site only, never who did it."""
-    log.info(
-        "admin %s%s",
-        action,
-        f" on {site}" if site else "",
-        extra={"event": "admin_action", "action": action, "site": site or None},
-    )
-
-
-def audit_entry(
-    when: datetime, action: str, site: str | None, actor: str, change: Any
-) -> dict[str, str]:
-    """One audit entry: when, what, on which site, from where, and the change."""
-    return {
-        "time": when.isoformat(timespec="seconds"),
-        "action": action,
-        "site": site or "",
-        "ip": actor,
-        "change": json.dumps(change, ensure_ascii=False, default=str),
-    }
 
 
 @dataclass(frozen=True)
@@ -71,32 +47,18 @@ class UndoDone:
 
 
 class Admin:
-    def __init__(self, store: Store, sites: SiteRegistry, reading: Reading, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, sites: SiteRegistry, reading: Reading, audit: AuditLog, clock: Clock
+    ) -> None:
         self.store = store
         self.sites = sites
         self.reading = reading
+        self.audit_log = audit
         self.clock = clock
+        self.record = audit.record
 
-    def record(self, action: str, site: str | None, actor: str, change: Any = None) -> None:
-        """Writes one audit entry of an admin action, and its log line."""
-        log_action(action, site)
-        self.store.audit.append(
-            audit_entry(self.clock(), action, site, actor, change), MAX_AUDIT_ENTRIES
-        )
-
-    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
-        entries = []
-        for raw in self.store.audit.entries(limit):
-            entries.append(
-                {
-                    "time": raw.get("time"),
-                    "action": raw.get("action"),
-                    "site": raw.get("site") or None,
-                    "ip": raw.get("ip"),
-                    "change": json.loads(raw.get("change") or "null"),
-                }
-            )
-        return entries
+    def audit(self, limit: int = 100) -> list[AuditEntry]:
+        return self.audit_log.entries(limit)
 
     def list_sites(self) -> list[dict[str, Any]]:
         return [site.to_dict() for site in self.sites.all()]

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
 
-from analytics.admin import MAX_AUDIT_ENTRIES, audit_entry, log_action
+from analytics.audit import FAILED_AUTH, AuditLog
 from analytics.clock import Clock, epoch_ms
 from analytics.errors import TooManyAttempts, Unauthorized
 from analytics.identity import network_of
@@ -46,8 +45,9 @@ def bearer_matches(authorization: str, expected: str) -> bool:
 class Authenticator:
     """The admin API's gate: the token, a throttle per network, an audit entry per failure."""
 
-    def __init__(self, store: AuditStore, clock: Clock) -> None:
+    def __init__(self, store: AuditStore, audit: AuditLog, clock: Clock) -> None:
         self.store = store
+        self.audit = audit
         self.clock = clock
 
     def require(self, authorization: str, expected: str, *, client: str, path: str) -> None:
@@ -65,10 +65,6 @@ class Authenticator:
             self.store.count_auth_failure(network, minute)
             reason = "no token" if presented is None else "wrong token"
             # The path is the client's to choose: cut, so that an entry stays small.
-            self._audit_failure(client, {"path": path[:MAX_AUDITED_PATH], "reason": reason})
+            change = {"path": path[:MAX_AUDITED_PATH], "reason": reason}
+            self.audit.record(FAILED_AUTH, None, client, change)
             raise Unauthorized("a valid admin bearer token is required")
-
-    def _audit_failure(self, client: str, change: Any) -> None:
-        log_action("auth_failed", None)
-        entry = audit_entry(self.clock(), "auth_failed", None, client, change)
-        self.store.append(entry, MAX_AUDIT_ENTRIES, failed_auth=True)

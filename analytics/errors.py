@@ -66,8 +66,16 @@ class TooManyAttempts(AnalyticsError):
     code = "too_many_attempts"
 
 
+STORE_UNAVAILABLE_MESSAGE = "the service cannot reach its data store: try again in a few seconds"
+"""What a user is told while Redis does not answer; which store operation failed goes to the
+logs and the metrics, never into an answer."""
+
+
 class StoreUnavailable(AnalyticsError):
-    """Redis did not answer; raised once, by the store, wrapping the driver's error."""
+    """Redis did not answer; raised by the store, wrapping the driver's error."""
+
+    def __init__(self, message: str = STORE_UNAVAILABLE_MESSAGE) -> None:
+        super().__init__(message)
 
     status = 503
     code = "store_unavailable"

@@ -81,10 +81,31 @@ class NoClientAddresses(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """A line for people: time, level, logger and message, then the event's own fields as
+    ``key=value``, so that a terminal shows what the JSON line would (the operation of a Redis
+    error, say)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = [
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in _STANDARD and key != "event" and value is not None
+        ]
+        request_id = BEACON_REQUEST_ID.get()
+        if request_id is not None:
+            fields.append(f"request_id={request_id}")
+        return f"{line} {' '.join(fields)}" if fields else line
+
+
 def formatter_for(log_format: str) -> logging.Formatter:
     if log_format == "json":
         return JsonFormatter()
-    return logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    return TextFormatter()
 
 
 def configure_logging(log_format: str = "json") -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry
 
 from analytics.admin import Admin
+from analytics.audit import AuditLog
 from analytics.auth import Authenticator
 from analytics.clock import Clock, system_clock
 from analytics.counting import Counting, Policy
@@ -73,6 +74,7 @@ def build_services(
     )
     counting = Counting(store.counts, sites, Salts(store.salts.salt, clock), clock, policy)
     reading = Reading(store.counts, sites, clock, settings.read_cache_seconds)
+    audit = AuditLog(store.audit, clock)
     return Services(
         settings=settings,
         store=store,
@@ -81,8 +83,8 @@ def build_services(
         reading=reading,
         history=History(store, sites, clock),
         housekeeper=Housekeeper(store, sites, clock, housekeeping, metrics),
-        admin=Admin(store, sites, reading, clock),
-        auth=Authenticator(store.audit, clock),
+        admin=Admin(store, sites, reading, audit, clock),
+        auth=Authenticator(store.audit, audit, clock),
         metrics=metrics,
         clock=clock,
     )

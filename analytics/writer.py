@@ -60,7 +60,7 @@ class HitWriter:
             self._queue.append(pending)
             self._ready.notify()
         if not pending.done.wait(WAIT_SECONDS):
-            raise StoreUnavailable("the counters store did not answer in time")
+            raise StoreUnavailable()
         if pending.error is not None:
             raise pending.error
         assert pending.outcome is not None

@@ -72,7 +72,9 @@ def cli(ctx: click.Context) -> None:
     single_process()
     configure_logging(log_format())
     if ctx.invoked_subcommand not in SERVICE_COMMANDS:
-        logging.getLogger().setLevel(logging.WARNING)
+        # An admin command says itself what stopped it; the store's warning before that line
+        # (a Redis error, with its operation) would only repeat it.
+        logging.getLogger().setLevel(logging.ERROR)
 
 
 for command in (serve, scheduler, *ADMIN_COMMANDS):

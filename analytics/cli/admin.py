@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from analytics.admin import RESETTABLE, Admin
+from analytics.audit import MAX_AUDIT_ENTRIES
 from analytics.cli.connection import redis_for
 from analytics.cli.output import (
     answer,
@@ -311,22 +312,22 @@ def reset(
 
 
 @click.command()
-@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1, MAX_AUDIT_ENTRIES), default=50, show_default=True)
 @json_option
 def audit(limit: int, as_json: bool) -> None:
     """The admin actions and failed authentications, newest first."""
     with admin_service() as admin:
         entries = admin.audit(limit)
     if as_json:
-        print_json({"entries": entries})
+        print_json({"entries": [e.to_json() for e in entries]})
         return
     rows = [
         [
-            e["time"],
-            e["action"],
-            e["site"] or "-",
-            e["ip"],
-            shorten(json.dumps(e["change"], ensure_ascii=False), 100),
+            e.time,
+            e.action,
+            e.site or "-",
+            e.ip,
+            shorten(json.dumps(e.change, ensure_ascii=False), 100),
         ]
         for e in entries
     ]

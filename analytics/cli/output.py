@@ -9,7 +9,12 @@ from typing import Any, NoReturn
 
 import click
 
-from analytics.errors import AnalyticsError, SettingsError, StoreUnavailable
+from analytics.errors import (
+    STORE_UNAVAILABLE_MESSAGE,
+    AnalyticsError,
+    SettingsError,
+    StoreUnavailable,
+)
 from analytics.periods import WINDOWS
 from analytics.reading import Counters
 from analytics.sites import METRICS
@@ -27,7 +32,7 @@ or reset, 4 conflict, 5 Redis unavailable; 1 for anything else that stops a comm
 
 
 REDIS_DOWN = (
-    "Redis does not answer: check that it runs and that the Redis URL setting "
+    f"{STORE_UNAVAILABLE_MESSAGE}: check that Redis runs and that the Redis URL setting "
     "ANALYTICS_REDIS_URL points to it"
 )
 

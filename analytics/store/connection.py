@@ -57,10 +57,6 @@ _UNAVAILABLE = (
     redis.exceptions.TryAgainError,
 )
 
-UNAVAILABLE_MESSAGE = "the counters store (Redis) is unavailable: try again shortly"
-"""What a user is told when Redis does not answer; which operation failed goes to the logs and
-the metrics, never into an answer."""
-
 
 class StoreError(AnalyticsError):
     """Redis answered with an error that is not an outage."""
@@ -131,7 +127,7 @@ class Connection:
             },
         )
         if isinstance(err, _UNAVAILABLE):
-            return StoreUnavailable(UNAVAILABLE_MESSAGE)
+            return StoreUnavailable()
         return StoreError("the counters store (Redis) refused the operation")
 
     def ping(self) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from analytics.periods import Period
 from analytics.store.connection import Connection, text
-from analytics.store.counts import WindowCounts
+from analytics.store.counts import WindowCounts, period_keys
 
 
 class HistoryStore:
@@ -25,13 +25,13 @@ class HistoryStore:
     def close_period(self, site_id: str, period: Period, expired: Period) -> bool:
         """Freezes ``period`` into the history once, and drops ``expired``; True if it closed."""
         k = self._conn.keys
+        counts, visitors = period_keys(self._conn, site_id, [period])
         keys = [
             k.closed(site_id),
-            k.counts(site_id, period),
-            k.visitors(site_id, period),
+            counts,
+            visitors,
             k.history(site_id, period),
-            k.counts(site_id, expired),
-            k.visitors(site_id, expired),
+            *period_keys(self._conn, site_id, [expired]),
         ]
         with self._conn.call("close_period"):
             return bool(self._close(keys=keys, args=[str(period.grain), period.name, expired.name]))

@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
 
-from analytics.admin import MAX_AUDIT_ENTRIES, RESETTABLE, bad_windows
+from analytics.admin import RESETTABLE, bad_windows
+from analytics.audit import MAX_AUDIT_ENTRIES
 from analytics.errors import Forbidden, InvalidInput, PayloadTooLarge
 from analytics.services import Services
 from analytics.sites import Offsets, Site, SiteChanges, parse_offsets
@@ -125,6 +126,6 @@ def blueprint(svc: Services) -> Blueprint:
             raise InvalidInput(
                 f"'limit' must be a whole number from 1 to {MAX_AUDIT_ENTRIES}", field="limit"
             )
-        return jsonify({"entries": svc.admin.audit(int(raw))})
+        return jsonify({"entries": [e.to_json() for e in svc.admin.audit(int(raw))]})
 
     return bp

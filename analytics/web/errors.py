@@ -27,17 +27,11 @@ def error_response(status: int, code: str, message: str) -> Response:
     return response
 
 
-STORE_UNAVAILABLE = "the service cannot reach its data store: try again in a few seconds"
-"""What a 503 says; which store operation failed goes to the logs and metrics (by the store)."""
-
-
 def _analytics_error(err: AnalyticsError) -> Response:
-    if isinstance(err, StoreUnavailable):
-        response = error_response(err.status, err.code, STORE_UNAVAILABLE)
-        response.headers["Retry-After"] = "5"
-        return response
     response = error_response(err.status, err.code, err.message)
-    if isinstance(err, Unauthorized):
+    if isinstance(err, StoreUnavailable):
+        response.headers["Retry-After"] = "5"
+    elif isinstance(err, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Bearer realm="visit-analytics"'
     elif isinstance(err, TooManyAttempts):
         response.headers["Retry-After"] = "60"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from analytics.auth import bearer_matches
+from analytics.errors import STORE_UNAVAILABLE_MESSAGE
 from analytics.services import Services
 from analytics.web.errors import error_response
 
@@ -21,7 +22,7 @@ def blueprint(svc: Services) -> Blueprint:
     def readyz() -> Response:
         if svc.store.ping():
             return jsonify({"status": "ready"})
-        response = error_response(503, "store_unavailable", "Redis does not answer")
+        response = error_response(503, "store_unavailable", STORE_UNAVAILABLE_MESSAGE)
         response.headers["Retry-After"] = "5"
         return response
 

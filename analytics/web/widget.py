@@ -82,9 +82,7 @@ def blueprint(svc: Services) -> Blueprint:
         response = Response(box_page(doc, options), mimetype="text/html")
         response.headers["Cache-Control"] = "public, max-age=10"
         # A page for iframes on any site, which runs nothing and loads nothing.
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'none'; style-src 'unsafe-inline'"
-        )
+        response.headers["Content-Security-Policy"] = INERT_PAGE_POLICY
         return response
 
     @bp.get("/badge/<site_id>.svg")
@@ -92,9 +90,7 @@ def blueprint(svc: Services) -> Blueprint:
         svg = badge_for(_counters_of(site_id), request.args)
         response = Response(svg, mimetype="image/svg+xml")
         response.headers["Cache-Control"] = "public, max-age=30"
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'none'; style-src 'unsafe-inline'"
-        )
+        response.headers["Content-Security-Policy"] = INERT_PAGE_POLICY
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 

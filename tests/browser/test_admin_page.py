@@ -281,9 +281,7 @@ def test_sign_in_see_the_counters_and_the_chart_reset_today_and_undo(
     assert restored == before
     assert page.is_hidden("#reset-done")
     wait_for_history(page, service, 90)
-    actions = [
-        (e["action"], (e["change"] or {}).get("reset_id")) for e in service.services.admin.audit()
-    ]
+    actions = [(e.action, (e.change or {}).get("reset_id")) for e in service.services.admin.audit()]
     assert actions[:2] == [("reset_undone", reset_id), ("reset", reset_id)]
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -312,7 +310,9 @@ def test_a_wrong_token_shows_the_error_and_stays_on_the_prompt(
     assert page.is_visible("#login") and page.is_hidden("#app")
     assert page.evaluate("() => document.activeElement.id") == "token"
     audit = service.services.admin.audit()
-    assert [(e["action"], e["change"]["reason"]) for e in audit] == [("auth_failed", "wrong token")]
+    assert [(e.action, (e.change or {})["reason"]) for e in audit] == [
+        ("auth_failed", "wrong token")
+    ]
 
     sign_in(page)
     wait_for_status(page, "Signed in")

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from analytics.cli import cli
+from analytics.cli.output import REDIS_DOWN
 from analytics.embedded import free_port
 from analytics.settings import Settings
 from analytics.store import OPERATIONS
@@ -149,7 +150,7 @@ def test_admin_commands_print_no_log_lines(settings: Settings, tmp_path: Path) -
     assert json.loads(embedded.stdout)["id"] == "x"
 
 
-def stderr_on_a_terminal(*args: str, **env: str) -> str:
+def stderr_on_a_terminal(*args: str, expect: int = 5, **env: str) -> str:
     """Runs the command with a terminal (a pty) as its stderr; returns what it wrote there."""
     main, terminal = os.openpty()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
@@ -171,25 +172,36 @@ def stderr_on_a_terminal(*args: str, **env: str) -> str:
             if not chunk:
                 break
             written += chunk
-        assert process.wait(60) == 5
+        assert process.wait(60) == expect
     finally:
         os.close(main)
     return written.decode().replace("\r\n", "\n")
 
 
-def test_logs_are_text_on_a_terminal_and_json_otherwise(settings: Settings) -> None:
-    on_terminal = stderr_on_a_terminal("sites", "list", ANALYTICS_REDIS_URL=DOWN)
-    lines = on_terminal.splitlines()
-    assert any(" WARNING analytics.store redis error" in line for line in lines), lines
+@pytest.mark.slow
+def test_logs_are_text_on_a_terminal_and_json_otherwise(tmp_path: Path, taken_port: int) -> None:
+    # `serve` logs the embedded Redis's start and stop, then stops on the taken port.
+    args = ("serve", "--port", str(taken_port))
+    data = {"ANALYTICS_DATA_DIR": str(tmp_path / "data")}
+    lines = stderr_on_a_terminal(*args, expect=1, **data).splitlines()
+    assert any(" INFO analytics.embedded embedded Redis ready" in line for line in lines), lines
     assert not any(line.startswith("{") for line in lines)
-    piped = run(settings, "sites", "list", redis_url=DOWN).stderr.splitlines()
-    logged = [json.loads(line) for line in piped if line.startswith("{")]
-    assert [(e["level"], e["event"]) for e in logged] == [("warning", "redis_error")]
-    # The setting, when given, wins on a terminal too.
-    chosen = stderr_on_a_terminal(
-        "sites", "list", ANALYTICS_REDIS_URL=DOWN, ANALYTICS_LOG_FORMAT="json"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    piped = subprocess.run(
+        [ANALYTICS, *args], env={**environ, **data}, capture_output=True, text=True, timeout=60
     )
-    assert json.loads(chosen.splitlines()[0])["event"] == "redis_error"
+    logged = [json.loads(line) for line in piped.stderr.splitlines() if line.startswith("{")]
+    assert ("info", "analytics.embedded") in [(e["level"], e["logger"]) for e in logged]
+    # The setting, when given, wins on a terminal too.
+    chosen = stderr_on_a_terminal(*args, expect=1, ANALYTICS_LOG_FORMAT="json", **data)
+    assert json.loads(chosen.splitlines()[0])["logger"] == "analytics.embedded"
+
+
+def test_an_admin_command_on_a_terminal_says_only_what_stopped_it() -> None:
+    on_terminal = stderr_on_a_terminal("sites", "list", ANALYTICS_REDIS_URL=DOWN)
+    assert [line for line in on_terminal.splitlines() if line.strip()] == [
+        f"analytics: {REDIS_DOWN}"
+    ]
 
 
 @pytest.fixture
