@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from analytics import logs, web
 from analytics.clock import Clock, system_clock
 from analytics.metrics import ScrapeTimeGauges, read_snapshot
-from analytics.services import build_services
+from analytics.services import Services, build_services
 from analytics.settings import Settings
 
 __all__ = ["create_app"]
@@ -20,14 +20,18 @@ def create_app(
     *,
     clock: Clock = system_clock,
     registry: CollectorRegistry | None = None,
+    services: Services | None = None,
 ) -> Flask:
-    """The web application, wired to the Redis of ``settings`` (read from the environment if None).
+    """The web application, wired to the Redis of ``settings`` (read from the environment if None),
+    or over ``services`` already built (by `analytics serve`, whose scheduler shares them).
 
-    Registers the sites of the sites file (or the demo site) before it returns. It runs no
+    Building the services registers the sites of the sites file (or the demo site). It runs no
     scheduler: `analytics serve` starts one beside it, `analytics scheduler` runs one alone.
     """
-    settings = settings if settings is not None else Settings.load()
-    services = build_services(settings, clock=clock, registry=registry)
+    if services is None:
+        settings = settings if settings is not None else Settings.load()
+        services = build_services(settings, clock=clock, registry=registry)
+    settings = services.settings
     # No default /static route: each file is served by its own route, with its own headers.
     app = Flask(__name__, static_folder=None)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]

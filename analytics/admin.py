@@ -27,6 +27,16 @@ KEEP_RESETS_SECONDS = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
+class SiteDeleted:
+    site: str
+    keys: int
+    """How many Redis keys went with it."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"site": self.site, "deleted": True, "keys": self.keys}
+
+
+@dataclass(frozen=True)
 class ResetDone:
     reset_id: str
     before: Counters
@@ -60,17 +70,17 @@ class Admin:
     def audit(self, limit: int = 100) -> list[AuditEntry]:
         return self.audit_log.entries(limit)
 
-    def list_sites(self) -> list[dict[str, Any]]:
-        return [site.to_dict() for site in self.sites.all()]
+    def list_sites(self) -> list[Site]:
+        return self.sites.all()
 
-    def get_site(self, site_id: str) -> dict[str, Any]:
-        return self._site(site_id).to_dict()
+    def get_site(self, site_id: str) -> Site:
+        return self._site(site_id)
 
     def _site(self, site_id: str) -> Site:
         self.sites.forget(site_id)
         return self.sites.get(site_id)
 
-    def create_site(self, site: Site, actor: str) -> dict[str, Any]:
+    def create_site(self, site: Site, actor: str) -> Site:
         try:
             self._site(site.id)
         except UnknownSite:
@@ -79,18 +89,18 @@ class Admin:
             raise Conflict(f"site '{site.id}' exists already")
         self.sites.save(site)
         self.record("site_created", site.id, actor, site.to_dict())
-        return site.to_dict()
+        return site
 
-    def update_site(self, site_id: str, changes: SiteChanges, actor: str) -> dict[str, Any]:
+    def update_site(self, site_id: str, changes: SiteChanges, actor: str) -> Site:
         current = self._site(site_id)
         site = changes.applied_to(current)
         self.sites.save(site)
         before, after = current.to_dict(), site.to_dict()
         changed = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
         self.record("site_updated", site_id, actor, changed)
-        return after
+        return site
 
-    def set_offsets(self, site_id: str, offsets: Offsets, actor: str) -> dict[str, Any]:
+    def set_offsets(self, site_id: str, offsets: Offsets, actor: str) -> Site:
         """Replaces all three offsets."""
         current = self._site(site_id)
         site = SiteChanges(offsets=offsets).applied_to(current)
@@ -98,9 +108,9 @@ class Admin:
         self.reading.forget(site_id)
         change = {"from": current.to_dict()["offsets"], "to": site.to_dict()["offsets"]}
         self.record("offsets_set", site_id, actor, change)
-        return site.to_dict()
+        return site
 
-    def delete_site(self, site_id: str, confirm: str | None, actor: str) -> dict[str, Any]:
+    def delete_site(self, site_id: str, confirm: str | None, actor: str) -> SiteDeleted:
         """Removes the site and every key of it; ``confirm`` must repeat its id."""
         site = self._site(site_id)
         if confirm != site_id:
@@ -111,7 +121,7 @@ class Admin:
         self.sites.forget(site_id)
         self.reading.forget(site_id)
         self.record("site_deleted", site_id, actor, {"site": site.to_dict(), "keys": deleted})
-        return {"site": site_id, "deleted": True, "keys": deleted}
+        return SiteDeleted(site_id, deleted)
 
     def reset(self, site_id: str, windows: Sequence[str], actor: str) -> ResetDone:
         """Empties ``windows`` (any of RESETTABLE; never the offsets), keeping what it removes

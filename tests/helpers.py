@@ -1,16 +1,27 @@
 """Helpers for the tests: a browser's user agent, the example instant, waiting for a process
-to come up, and sending a beacon or reading the counters as a browser would."""
+to come up, sending a beacon or reading the counters as a browser would, calling the admin API,
+and running the `analytics` command."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import redis
 from flask.testing import FlaskClient
+
+from analytics.settings import Settings
 
 BROWSER_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -72,3 +83,95 @@ def counters(client: FlaskClient, site: str = "demo") -> dict[str, Any]:
 def window(client: FlaskClient, name: str, site: str = "demo") -> dict[str, Any]:
     found: dict[str, Any] = counters(client, site)["windows"][name]
     return found
+
+
+ANALYTICS = str(Path(sys.executable).parent / "analytics")
+
+
+TOKEN = "s3cret-admin-token-for-tests"
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    env.update(ANALYTICS_DATA_DIR=str(data_dir), **extra)
+    return env
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def run_cli(
+    settings: Settings, *args: str, redis_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    env["ANALYTICS_REDIS_URL"] = redis_url or str(settings.redis_url)
+    return subprocess.run(
+        [ANALYTICS, *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok_json(settings: Settings, *args: str) -> Any:
+    result = run_cli(settings, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@contextmanager
+def serving(workdir: Path, port: int, **env: str) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [ANALYTICS, "serve", "--port", str(port)],
+        cwd=workdir,
+        # No read cache, so a read straight after a hit sees it.
+        env=service_env(workdir / "data", ANALYTICS_READ_CACHE_SECONDS="0", **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a process group of its own, as in a terminal
+    )
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"serve exited at start: {output}")
+        return http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+
+    try:
+        wait_for(ready, "analytics serve")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def call(client: FlaskClient, method: str, path: str, body: Any = None, headers: Any = None) -> Any:
+    return client.open(
+        path,
+        method=method,
+        data=None if body is None else json.dumps(body),
+        content_type="application/json",
+        headers=headers or {},
+    )
+
+
+def audit(client: FlaskClient) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = call(client, "GET", "/api/v1/admin/audit", headers=AUTH).json[
+        "entries"
+    ]
+    return entries

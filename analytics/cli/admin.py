@@ -14,6 +14,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -69,22 +70,22 @@ def list_sites(as_json: bool) -> None:
     """Every site with today's and all-time counts."""
     with admin_service() as admin:
         listed = admin.list_sites()
-        docs = {site["id"]: admin.reading.counters(site["id"], fresh=True) for site in listed}
+        docs = {site.id: admin.reading.counters(site.id, fresh=True) for site in listed}
     if as_json:
-        print_json({"sites": [{**s, "counters": docs[s["id"]].to_json()} for s in listed]})
+        print_json({"sites": [{**s.to_dict(), "counters": docs[s.id].to_json()} for s in listed]})
         return
     if not listed:
         click.echo("no sites: add one with `analytics sites add <id>`")
         return
     rows = []
     for site in listed:
-        doc = docs[site["id"]]
-        metric = site["box_metric"]
+        doc = docs[site.id]
+        metric = site.box_metric
         rows.append(
             [
-                site["id"],
-                site["name"],
-                site["timezone"],
+                site.id,
+                site.name,
+                site.timezone,
                 metric,
                 count(doc.online),
                 count(doc.value("today", metric)),
@@ -105,7 +106,7 @@ def show_site(site: str, as_json: bool) -> None:
         found = admin.get_site(site)
         doc = admin.reading.counters(site, fresh=True)
     if as_json:
-        print_json({**found, "counters": doc.to_json()})
+        print_json({**found.to_dict(), "counters": doc.to_json()})
         return
     click.echo(site_lines(found))
     click.echo(f"\nonline now: {count(doc.online)}    as of {doc.as_of}\n")
@@ -164,8 +165,8 @@ def site_changes(
     )
 
 
-def show_changed(site: dict[str, Any], verb: str, as_json: bool) -> None:
-    answer(site, as_json, lambda: f"site '{site['id']}' {verb}\n{site_lines(site)}")
+def show_changed(site: Site, verb: str, as_json: bool) -> None:
+    answer(site.to_dict(), as_json, lambda: f"site '{site.id}' {verb}\n{site_lines(site)}")
 
 
 @sites.command("add")
@@ -204,7 +205,7 @@ def delete_site(site: str, confirm: str | None, as_json: bool) -> None:
         raise click.UsageError(f"deleting removes every count of '{site}': add --confirm {site}")
     with admin_service() as admin:
         result = admin.delete_site(site, confirm, actor())
-    answer(result, as_json, lambda: f"site '{site}' deleted ({result['keys']} keys removed)")
+    answer(result.to_json(), as_json, lambda: f"site '{site}' deleted ({result.keys} keys removed)")
 
 
 # --- offsets -----------------------------------------------------------------------------
@@ -229,17 +230,17 @@ def offsets(
     offsets = Offsets(pageviews or 0, visits or 0, visitors or 0) if replacing else None
     with admin_service() as admin:
         if offsets is None:
-            result = admin.get_site(site)["offsets"]
+            result = admin.get_site(site).offsets
             verb = "are"
         else:
-            result = admin.set_offsets(site, offsets, actor())["offsets"]
+            result = admin.set_offsets(site, offsets, actor()).offsets
             verb = "set to"
     answer(
-        result,
+        asdict(result),
         as_json,
         lambda: (
             f"offsets of '{site}' {verb}:\n"
-            + table(METRICS, [[count(result[m]) for m in METRICS]], right=3)
+            + table(METRICS, [[count(getattr(result, m)) for m in METRICS]], right=3)
         ),
     )
 

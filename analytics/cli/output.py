@@ -17,7 +17,7 @@ from analytics.errors import (
 )
 from analytics.periods import WINDOWS
 from analytics.reading import Counters
-from analytics.sites import METRICS
+from analytics.sites import METRICS, Site
 
 json_option = click.option(
     "--json",
@@ -102,9 +102,10 @@ def windows_table(doc: Counters) -> str:
     return table(["window", *METRICS], rows, right=len(METRICS))
 
 
-def site_lines(site: dict[str, Any]) -> str:
+def site_lines(site: Site) -> str:
+    """Every field of a site, one per line, as the admin API names them."""
     rows = []
-    for key, value in site.items():
+    for key, value in site.to_dict().items():
         if key == "offsets":
             value = ", ".join(f"{m} {count(value[m])}" for m in METRICS)
         elif key == "origins":

@@ -17,7 +17,6 @@ from analytics.errors import AnalyticsError, SettingsError
 from analytics.scheduler import build_scheduler
 from analytics.services import build_services
 from analytics.settings import Settings
-from analytics.web import services_of
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -90,12 +89,13 @@ def serve(host: str, port: int) -> None:
     settings = Settings.load()
     handle_stop_signals()
     with redis_for(settings) as ready:
-        app = create_app(ready)
+        services = build_services(ready)
+        app = create_app(services=services)
         try:
             server = build_server(app, host=host, port=port, threads=ready.threads)
         except OSError as err:
             raise cannot_listen(err, host, port, "--port") from None
-        scheduler = build_scheduler(services_of(app).housekeeper)
+        scheduler = build_scheduler(services.housekeeper)
         base = f"http://{host if ':' not in host else f'[{host}]'}:{server.effective_port}"
         admin_off = " (off until ANALYTICS_ADMIN_TOKEN is set)" if ready.admin_token is None else ""
         try:

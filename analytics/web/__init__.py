@@ -10,12 +10,6 @@ from analytics.web import admin, admin_page, beacon, errors, home, ops, read, wi
 EXTENSION = "analytics"
 
 
-def services_of(app: Flask) -> Services:
-    """The services an app was wired with (for the command line and the tests)."""
-    found: Services = app.extensions[EXTENSION]
-    return found
-
-
 def init_app(app: Flask, services: Services) -> None:
     """Registers each blueprint with the services its routes use: no route looks them up."""
     app.extensions[EXTENSION] = services

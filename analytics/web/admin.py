@@ -81,32 +81,33 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.get("/sites")
     def list_sites() -> Response:
-        return jsonify({"sites": svc.admin.list_sites()})
+        return jsonify({"sites": [site.to_dict() for site in svc.admin.list_sites()]})
 
     @bp.post("/sites")
     def create_site() -> tuple[Response, int]:
         site = Site.create(_object(_json()))
-        return jsonify(svc.admin.create_site(site, _client())), 201
+        return jsonify(svc.admin.create_site(site, _client()).to_dict()), 201
 
     @bp.get("/sites/<site_id>")
     def get_site(site_id: str) -> Response:
-        return jsonify(svc.admin.get_site(site_id))
+        return jsonify(svc.admin.get_site(site_id).to_dict())
 
     @bp.patch("/sites/<site_id>")
     def update_site(site_id: str) -> Response:
         body = _json()
         changes = _parsed(site_id, lambda: SiteChanges.parse(_object(body)))
-        return jsonify(svc.admin.update_site(site_id, changes, _client()))
+        return jsonify(svc.admin.update_site(site_id, changes, _client()).to_dict())
 
     @bp.delete("/sites/<site_id>")
     def delete_site(site_id: str) -> Response:
-        return jsonify(svc.admin.delete_site(site_id, request.args.get("confirm"), _client()))
+        confirm = request.args.get("confirm")
+        return jsonify(svc.admin.delete_site(site_id, confirm, _client()).to_json())
 
     @bp.put("/sites/<site_id>/offsets")
     def set_offsets(site_id: str) -> Response:
         body = _json()
         offsets: Offsets = _parsed(site_id, lambda: parse_offsets(_object(body)))
-        return jsonify(svc.admin.set_offsets(site_id, offsets, _client()))
+        return jsonify(svc.admin.set_offsets(site_id, offsets, _client()).to_dict())
 
     @bp.post("/sites/<site_id>/reset")
     def reset(site_id: str) -> Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +18,8 @@ from prometheus_client import CollectorRegistry
 from analytics import create_app
 from analytics.clock import FixedClock
 from analytics.settings import Settings
-from tests.helpers import counters, hit
+from tests.helpers import AUTH, TOKEN, audit, call, counters, hit
 
-TOKEN = "s3cret-admin-token-for-tests"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROUTES = [
     ("GET", "/api/v1/admin/sites", None),
     ("POST", "/api/v1/admin/sites", {"id": "new-site"}),
@@ -46,23 +43,6 @@ def admin_app(settings: Settings, clock: FixedClock, redis_client: redis.Redis) 
 @pytest.fixture
 def admin(admin_app: Flask) -> FlaskClient:
     return admin_app.test_client()
-
-
-def call(client: FlaskClient, method: str, path: str, body: Any = None, headers: Any = None) -> Any:
-    return client.open(
-        path,
-        method=method,
-        data=None if body is None else json.dumps(body),
-        content_type="application/json",
-        headers=headers or {},
-    )
-
-
-def audit(client: FlaskClient) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = call(client, "GET", "/api/v1/admin/audit", headers=AUTH).json[
-        "entries"
-    ]
-    return entries
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES)

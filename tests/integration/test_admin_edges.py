@@ -17,8 +17,7 @@ from analytics import create_app
 from analytics.clock import FixedClock
 from analytics.services import Services
 from analytics.settings import Settings
-from tests.helpers import counters, hit
-from tests.integration.test_admin import AUTH, TOKEN, audit, call
+from tests.helpers import AUTH, TOKEN, audit, call, counters, hit
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from analytics import create_app
 from analytics.clock import FixedClock
 from analytics.settings import Settings
-from tests.integration.test_admin import AUTH, TOKEN, call
+from tests.helpers import AUTH, TOKEN, call
 
 
 @pytest.fixture

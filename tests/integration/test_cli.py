@@ -24,9 +24,7 @@ from analytics.cli.output import REDIS_DOWN
 from analytics.embedded import free_port
 from analytics.settings import Settings
 from analytics.store import OPERATIONS
-from tests.helpers import hit
-from tests.integration.test_cli_admin import ANALYTICS, ok_json, run
-from tests.integration.test_serve import serving
+from tests.helpers import ANALYTICS, hit, ok_json, run_cli, serving
 
 DOWN = "redis://127.0.0.1:1/0"
 CLI_DIR = Path(__file__).resolve().parents[2] / "analytics" / "cli"
@@ -77,7 +75,7 @@ def test_history_takes_json(settings: Settings, client: FlaskClient) -> None:
     hit(client)
     day = ["demo", "--from", "2026-11-26", "--to", "2026-11-26"]
     assert ok_json(settings, "history", *day) == json.loads(
-        run(settings, "history", *day, "--format", "json").stdout
+        run_cli(settings, "history", *day, "--format", "json").stdout
     )
 
 
@@ -109,21 +107,21 @@ def test_with_json_an_error_is_json_on_stdout_and_the_status_says_its_kind(
     code: str,
     says: str,
 ) -> None:
-    result = run(settings, *args, "--json")
+    result = run_cli(settings, *args, "--json")
     assert result.returncode == status, result
     error = error_of(result)
     assert error["code"] == code and says in error["message"]
     assert result.stderr == ""
-    text = run(settings, *args)  # without --json: one line on stderr, as before
+    text = run_cli(settings, *args)  # without --json: one line on stderr, as before
     assert text.returncode == status and text.stdout == "" and says in text.stderr
 
 
 def test_redis_down_says_what_to_check_and_names_no_internals(settings: Settings) -> None:
-    as_json = run(settings, "sites", "list", "--json", redis_url=DOWN)
+    as_json = run_cli(settings, "sites", "list", "--json", redis_url=DOWN)
     assert as_json.returncode == 5
     error = error_of(as_json)
     assert error["code"] == "store_unavailable"
-    text = run(settings, "sites", "list", redis_url=DOWN)
+    text = run_cli(settings, "sites", "list", redis_url=DOWN)
     assert text.returncode == 5
     (said,) = [line for line in text.stderr.splitlines() if line.startswith("analytics: ")]
     for message in (error["message"], said):
@@ -133,7 +131,7 @@ def test_redis_down_says_what_to_check_and_names_no_internals(settings: Settings
 
 
 def test_admin_commands_print_no_log_lines(settings: Settings, tmp_path: Path) -> None:
-    added = run(settings, "sites", "add", "tin-tuc", "--json")
+    added = run_cli(settings, "sites", "add", "tin-tuc", "--json")
     assert added.returncode == 0 and added.stderr == ""  # no "admin site_created" line
     # Without a Redis URL the command starts an embedded Redis: said in no log line either.
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}

@@ -6,14 +6,10 @@ real time too (the fixed clock is moved to now): "today" is the same day on both
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import subprocess
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -21,31 +17,7 @@ from flask.testing import FlaskClient
 
 from analytics.clock import FixedClock
 from analytics.settings import Settings
-from tests.helpers import counters, hit
-
-ANALYTICS = str(Path(sys.executable).parent / "analytics")
-
-
-def run(
-    settings: Settings, *args: str, redis_url: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
-    env["ANALYTICS_REDIS_URL"] = redis_url or str(settings.redis_url)
-    return subprocess.run(
-        [ANALYTICS, *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def ok_json(settings: Settings, *args: str) -> Any:
-    result = run(settings, *args, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+from tests.helpers import ANALYTICS, counters, hit, ok_json, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -79,13 +51,13 @@ def test_sites_add_list_show_update(settings: Settings, client: FlaskClient) -> 
     assert listed[1]["counters"]["windows"]["total"]["pageviews"] == 0
 
     assert hit(client, "tin-tuc", headers={"Origin": "https://tintuc.example"}) == 204
-    table = run(settings, "sites", "list")
+    table = run_cli(settings, "sites", "list")
     assert table.returncode == 0, table.stderr
     header, *rows = table.stdout.splitlines()
     assert header.split() == ["id", "name", "timezone", "metric", "online", "today", "total"]
     assert rows[1].split()[0] == "tin-tuc" and rows[1].split()[-3:] == ["1", "1", "1"]
 
-    shown = run(settings, "sites", "show", "tin-tuc")
+    shown = run_cli(settings, "sites", "show", "tin-tuc")
     assert "Europe/Berlin" in shown.stdout and "online now: 1" in shown.stdout
     assert [line.split() for line in shown.stdout.splitlines() if line.startswith("today")] == [
         ["today", "1", "1", "1"]
@@ -112,7 +84,7 @@ def test_bad_input_is_named_and_exits_2(settings: Settings, client: FlaskClient)
         (("reset", "demo", "--all"), "add --yes"),  # no terminal to ask on
     ]
     for args, message in cases:
-        result = run(settings, *args)
+        result = run_cli(settings, *args)
         expected = 4 if "exists" in message else 2
         assert result.returncode == expected, (args, result.stdout, result.stderr)
         assert message in result.stderr, (args, result.stderr)
@@ -128,13 +100,13 @@ def test_unknown_site_or_reset_exits_3(settings: Settings, client: FlaskClient) 
         ("reset", "demo", "--undo", "0123456789abcdef"),
         ("reset", "demo", "--undo", "not-a-reset-id"),
     ]:
-        result = run(settings, *args)
+        result = run_cli(settings, *args)
         assert result.returncode == 3, (args, result.stderr)
         assert result.stderr.startswith("analytics: ")
 
 
 def test_redis_down_exits_5_with_a_clear_message(settings: Settings) -> None:
-    result = run(settings, "sites", "list", redis_url="redis://127.0.0.1:1/0")
+    result = run_cli(settings, "sites", "list", redis_url="redis://127.0.0.1:1/0")
     assert result.returncode == 5
     assert "Redis" in result.stderr and "Traceback" not in result.stderr
 
@@ -152,7 +124,7 @@ def test_offsets_show_and_replace_all_three(settings: Settings, client: FlaskCli
         "visits": 0,
         "visitors": 9,
     }
-    table = run(settings, "offsets", "demo", "--pageviews", "1532907")
+    table = run_cli(settings, "offsets", "demo", "--pageviews", "1532907")
     assert table.returncode == 0 and "1,532,907" in table.stdout
 
 
@@ -178,7 +150,7 @@ def test_reset_then_undo_restores_the_snapshot_plus_the_hits_since(
     assert after["today"]["visitors"] == before["windows"]["today"]["visitors"] + 1
     assert after["total"]["pageviews"] == before["windows"]["total"]["pageviews"] + 1
 
-    again = run(settings, "reset", "demo", "--undo", reset["reset_id"])
+    again = run_cli(settings, "reset", "demo", "--undo", reset["reset_id"])
     assert again.returncode == 4 and "undone already" in again.stderr
 
 
@@ -215,7 +187,7 @@ def test_reset_asks_first_on_a_terminal_unless_yes(settings: Settings, client: F
     assert counters(client)["windows"]["today"]["pageviews"] == 0
     reset_id = accepted.stdout.rsplit("--undo ", 1)[1].strip()
     assert "the counters before it" in accepted.stdout
-    undo = run(settings, "reset", "demo", "--undo", reset_id)
+    undo = run_cli(settings, "reset", "demo", "--undo", reset_id)
     assert undo.returncode == 0, undo.stderr
     assert counters(client)["windows"]["today"]["pageviews"] == 1
 
@@ -232,11 +204,11 @@ def test_delete_removes_every_key_and_is_audited(
     assert deleted["deleted"] is True and deleted["keys"] > 0
     assert list(redis_client.scan_iter(match="va:{demo}:*")) == []
     assert set(redis_client.scan_iter(match="va:{other}:*")) == others
-    assert run(settings, "sites", "show", "demo").returncode == 3
+    assert run_cli(settings, "sites", "show", "demo").returncode == 3
 
     entries = ok_json(settings, "audit")["entries"]
     assert [e["action"] for e in entries[:2]] == ["site_deleted", "site_created"]
     assert entries[0]["site"] == "demo" and entries[0]["ip"].startswith("cli:")
-    table = run(settings, "audit", "--limit", "1")
+    table = run_cli(settings, "audit", "--limit", "1")
     assert table.stdout.splitlines()[0].split() == ["time", "action", "site", "by", "change"]
     assert len(table.stdout.splitlines()) == 2 and "site_deleted" in table.stdout

@@ -6,11 +6,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,55 +20,16 @@ from prometheus_client import CollectorRegistry
 from analytics.embedded import free_port
 from analytics.services import build_services
 from analytics.settings import Settings
-from tests.helpers import BROWSER_UA, wait_for
+from tests.helpers import (
+    ANALYTICS,
+    BROWSER_UA,
+    http_get,
+    service_env,
+    serving,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
-
-ANALYTICS = str(Path(sys.executable).parent / "analytics")
-
-
-def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
-    env.update(ANALYTICS_DATA_DIR=str(data_dir), **extra)
-    return env
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
-@contextmanager
-def serving(workdir: Path, port: int, **env: str) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [ANALYTICS, "serve", "--port", str(port)],
-        cwd=workdir,
-        # No read cache, so a read straight after a hit sees it.
-        env=_env(workdir / "data", ANALYTICS_READ_CACHE_SECONDS="0", **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # a process group of its own, as in a terminal
-    )
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"serve exited at start: {output}")
-        return _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
-
-    try:
-        wait_for(ready, "analytics serve")
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(30)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def _post_hit(port: int, n: int, headers: dict[str, str] | None = None) -> int:
@@ -86,7 +44,7 @@ def _post_hit(port: int, n: int, headers: dict[str, str] | None = None) -> int:
 
 
 def _totals(port: int) -> dict[str, Any]:
-    status, body = _get(f"http://127.0.0.1:{port}/api/v1/sites/demo/counters")
+    status, body = http_get(f"http://127.0.0.1:{port}/api/v1/sites/demo/counters")
     assert status == 200
     windows: dict[str, Any] = json.loads(body)["windows"]
     return {name: windows[name] for name in ("today", "total")}
@@ -96,7 +54,7 @@ def test_serve_counts_and_keeps_counts_across_a_restart(tmp_path: Path) -> None:
     port = free_port()
     with serving(tmp_path, port) as first:
         assert [_post_hit(port, n) for n in range(5)] == [204] * 5
-        assert _get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        assert http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
         before = _totals(port)
         assert before["total"]["pageviews"] == 5
         first.send_signal(signal.SIGTERM)
@@ -117,7 +75,7 @@ def test_a_bad_setting_stops_the_start_naming_it(tmp_path: Path) -> None:
     result = subprocess.run(
         [ANALYTICS, "serve", "--port", str(free_port())],
         cwd=tmp_path,
-        env=_env(tmp_path / "data", ANALYTICS_TRUSTED_PROXIES="two"),
+        env=service_env(tmp_path / "data", ANALYTICS_TRUSTED_PROXIES="two"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -154,7 +112,7 @@ def test_serve_runs_the_housekeeping_scheduler(tmp_path: Path) -> None:
     with serving(tmp_path, port):
 
         def ran() -> bool:
-            status, body = _get(f"http://127.0.0.1:{port}/metrics")
+            status, body = http_get(f"http://127.0.0.1:{port}/metrics")
             return status == 200 and all(
                 f'analytics_scheduler_last_success_timestamp_seconds{{task="{job}"}}'
                 in body.decode()
@@ -171,7 +129,7 @@ def test_the_scheduler_command_runs_alone_and_stops_on_sigterm(
     process = subprocess.Popen(
         [ANALYTICS, "scheduler"],
         cwd=tmp_path,
-        env=_env(tmp_path / "data", ANALYTICS_REDIS_URL=redis_url),
+        env=service_env(tmp_path / "data", ANALYTICS_REDIS_URL=redis_url),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -205,7 +163,7 @@ def test_the_scheduler_alone_needs_a_redis(tmp_path: Path) -> None:
     result = subprocess.run(
         [ANALYTICS, "scheduler"],
         cwd=tmp_path,
-        env=_env(tmp_path / "data"),
+        env=service_env(tmp_path / "data"),
         capture_output=True,
         text=True,
         timeout=60,
