@@ -59,9 +59,37 @@ def test_no_doc_points_at_files_outside_the_repository(doc: Path) -> None:
         assert outside not in text, f"{doc.name} mentions {outside}"
 
 
+def layout_paths(text: str) -> set[str]:
+    """The paths of the README's layout block: each line names a file or folder, indented
+    under the folder it is in."""
+    found: set[str] = set()
+    block = re.search(r"^## Layout\n.*?^```\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    if block is None:
+        return found
+    parents: list[tuple[int, str]] = []
+    for line in block.group(1).splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if not name:
+            continue
+        indent = len(line) - len(line.lstrip())
+        while parents and parents[-1][0] >= indent:
+            parents.pop()
+        path = (parents[-1][1] if parents else "") + name
+        found.add(path.rstrip("/"))
+        if name.endswith("/"):
+            parents.append((indent, path))
+    return found
+
+
+def test_the_readme_layout_is_read_whole() -> None:
+    paths = layout_paths((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert {"analytics/store/lua", "analytics/counting.py", "tests/browser"} <= paths
+
+
 @pytest.mark.parametrize("doc", [*DOCS, ROOT / "bench" / "README.md"], ids=lambda p: p.name)
 def test_every_file_of_the_repository_a_doc_names_exists(doc: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     named = set(re.findall(r"\b((?:analytics|config|tests|bench|docs)/[\w./-]+\.\w+)", text))
+    named |= layout_paths(text)
     missing = sorted(name for name in named if not (ROOT / name).exists())
     assert not missing, f"{doc.name} names files that do not exist: {missing}"
