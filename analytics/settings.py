@@ -33,6 +33,9 @@ LOG_FORMATS = ("json", "text")
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
+RENAMED = {"serve_threads": "threads"}
+"""Settings that have had another name: the old name, and the setting it is now. A start that
+still uses an old one, in the file or as a variable, stops and says what to use instead."""
 TABLE_START = "<!-- settings:start -->"
 TABLE_END = "<!-- settings:end -->"
 
@@ -68,6 +71,8 @@ class Spec:
     rule: Rule | None = None
     default_says: str = ""
     """The default in words, where its value alone does not tell a reader (unset, computed)."""
+    older: tuple[tuple[str, Any], ...] = ()
+    """Older spellings of values, still accepted: (spelling, the value it stands for)."""
 
 
 def spec(
@@ -78,9 +83,10 @@ def spec(
     choices: tuple[str, ...] = (),
     rule: Rule | None = None,
     default_says: str = "",
+    older: tuple[tuple[str, Any], ...] = (),
 ) -> dict[str, Spec]:
     """The metadata that makes a field of Settings a setting."""
-    return {"setting": Spec(meaning, low, high, choices, rule, default_says)}
+    return {"setting": Spec(meaning, low, high, choices, rule, default_says, older)}
 
 
 def _redis_url_problem(value: str) -> str | None:
@@ -213,7 +219,9 @@ class Settings:
         default=False,
         metadata=spec(
             "whether gunicorn writes a line per request to stdout (a line per beacon costs CPU, "
-            "and the counts are in `/metrics`)"
+            "and the counts are in `/metrics`)",
+            # What the gunicorn configuration took for "on" before access_log was a setting.
+            older=(("-", True),),
         ),
     )
     period_retention_days: int = field(
@@ -275,13 +283,13 @@ class Settings:
             source = CONFIG_ENV if config_file is None and env.get(CONFIG_ENV) else "config file"
             for name, value in read_toml(path, source).items():
                 if name not in BY_NAME:
-                    raise SettingsError(f"{path}: {name}", "unknown setting" + _hint(name))
+                    raise SettingsError(f"{path}: {name}", _unknown(name))
                 raw[name] = (value, f"{path}: {name}")
         for var in sorted(env):
             if var.startswith(ENV_PREFIX) and var != CONFIG_ENV:
                 name = var.removeprefix(ENV_PREFIX).lower()
                 if name not in BY_NAME or var != BY_NAME[name].variable:
-                    raise SettingsError(var, "unknown setting" + _hint(name, ENV_PREFIX))
+                    raise SettingsError(var, _unknown(name, ENV_PREFIX))
                 raw[name] = (env[var], var)
         values = {name: BY_NAME[name].parse(value, src) for name, (value, src) in raw.items()}
         sources = {name: src for name, (_, src) in raw.items()}
@@ -318,6 +326,9 @@ class Declared:
         one means the default."""
         if raw is None or raw == "":
             return self.default()
+        for spelling, meant in self.spec.older:
+            if isinstance(raw, str) and raw.strip() == spelling:
+                return meant
         value = _COERCE[self.kind](raw)
         if value is None:
             raise SettingsError(source, f"must be {self.what()}, got {raw!r}")
@@ -405,10 +416,17 @@ DECLARED = _declarations()
 BY_NAME = {d.name: d for d in DECLARED}
 
 
-def _hint(name: str, prefix: str = "") -> str:
-    """A suggestion of the setting meant by a name that is none."""
+def _unknown(name: str, prefix: str = "") -> str:
+    """What to say of a name that is no setting: what replaced it, or the setting it is close
+    to (names as in the file, or with ``prefix`` as variables)."""
+
+    def named(setting: str) -> str:
+        return prefix + setting.upper() if prefix else setting
+
+    if name in RENAMED:
+        return f"renamed: use {named(RENAMED[name])} instead"
     close = difflib.get_close_matches(name, list(BY_NAME), n=1, cutoff=0.6)
-    return f"; did you mean {prefix}{close[0].upper() if prefix else close[0]}?" if close else ""
+    return "unknown setting" + (f"; did you mean {named(close[0])}?" if close else "")
 
 
 def _problem(err: SettingsError) -> str:
@@ -458,6 +476,14 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _meaning(declared: Declared) -> str:
+    older = "; ".join(
+        f"`{spelling}`, an older spelling, means `{_shown(meant)}`"
+        for spelling, meant in declared.spec.older
+    )
+    return f"{declared.spec.meaning}; {older}" if older else declared.spec.meaning
+
+
 def _default(declared: Declared) -> str:
     if declared.spec.default_says:
         return declared.spec.default_says
@@ -469,12 +495,17 @@ def settings_table(declared: Iterable[Declared] = DECLARED) -> str:
     lines = [
         "| variable | meaning | values | default |",
         "| --- | --- | --- | --- |",
-        *(
-            f"| `{d.variable}` | {d.spec.meaning} | {_values(d)} | {_default(d)} |"
-            for d in declared
-        ),
+        *(f"| `{d.variable}` | {_meaning(d)} | {_values(d)} | {_default(d)} |" for d in declared),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _renamed() -> str:
+    return "".join(
+        f"Renamed: `{ENV_PREFIX}{old.upper()}` (`{old}` in the file) is now "
+        f"`{BY_NAME[new].variable}` (`{new}`); the old name stops the start and says so.\n"
+        for old, new in RENAMED.items()
+    )
 
 
 def readme_section() -> str:
@@ -483,7 +514,8 @@ def readme_section() -> str:
         f"{TABLE_START}\n"
         "The key `name` of the file is the variable `ANALYTICS_NAME`. An empty value means\n"
         "the default. A variable `ANALYTICS_...` that is none of these (nor `ANALYTICS_CONFIG`)\n"
-        "stops the start too.\n\n"
+        "stops the start too.\n"
+        f"{_renamed()}\n"
         f"{settings_table()}"
         f"{TABLE_END}"
     )

@@ -9,7 +9,9 @@ import pytest
 
 from analytics.errors import SettingsError
 from analytics.settings import (
+    BY_NAME,
     DECLARED,
+    RENAMED,
     TABLE_END,
     TABLE_START,
     Declared,
@@ -188,7 +190,9 @@ def test_a_value_out_of_range_names_where_it_came_from(declared: Declared, tmp_p
         ("threads", "4.5", "4.5", "must be a whole number, got"),
         ("threads", "eight", "true", "must be a whole number, got"),
         ("read_cache_seconds", "soon", "false", "must be a number, got"),
-        ("access_log", "-", "1", "must be true or false, got"),
+        ("access_log", "maybe", "1", "must be true or false, got"),
+        ("access_log", "--", '"+"', "must be true or false, got"),
+        ("threads", "-", '"-"', "must be a whole number, got"),
         ("log_format", "xml", '"xml"', "must be one of json, text"),
         ("key_prefix", "a b", '"a b"', "must be 1 to 32 of"),
         ("key_prefix", "", "7", "must be text, got 7"),
@@ -219,6 +223,17 @@ def test_a_bad_value_names_its_variable_or_its_file_and_key(
 )
 def test_switches_from_the_environment(raw: str, expected: bool) -> None:
     assert Settings.load(environ={"ANALYTICS_ACCESS_LOG": raw}).access_log is expected
+
+
+def test_access_log_takes_its_older_spelling_for_on(tmp_path: Path) -> None:
+    """`-` (stdout) was the value that turned gunicorn's access log on before it was a setting."""
+    from_env = Settings.load(environ={"ANALYTICS_ACCESS_LOG": "-"}, config_file=None)
+    assert from_env.access_log is True
+    config = tmp_path / "analytics.toml"
+    config.write_text('access_log = "-"\n', encoding="utf-8")
+    assert Settings.load(environ={}, config_file=config).access_log is True
+    row = next(line for line in readme_section().splitlines() if "`ANALYTICS_ACCESS_LOG`" in line)
+    assert "`-`, an older spelling, means `true`" in row
 
 
 @pytest.mark.parametrize("bind", ["127.0.0.1:8000", "[::]:8000", "unix:/run/analytics.sock"])
@@ -267,7 +282,7 @@ def test_workers_follow_a_container_cpu_quota(
 @pytest.mark.parametrize(
     ("variable", "suggested"),
     [
-        ("ANALYTICS_SERVE_THREADS", "ANALYTICS_THREADS"),
+        ("ANALYTICS_SERVE_THREAD", "ANALYTICS_THREADS"),
         ("ANALYTICS_WORKER", "ANALYTICS_WORKERS"),
         ("ANALYTICS_TRUSTED_PROXY", "ANALYTICS_TRUSTED_PROXIES"),
         ("ANALYTICS_threads", "ANALYTICS_THREADS"),
@@ -286,6 +301,23 @@ def test_an_unknown_variable_stops_the_start_and_names_it(
         assert message == f"{variable}: unknown setting; did you mean {suggested}?"
 
 
+@pytest.mark.parametrize("variable", ["ANALYTICS_SERVE_THREADS", "ANALYTICS_serve_threads"])
+def test_a_renamed_variable_says_what_to_use_instead(variable: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={variable: "4"}, config_file=None)
+    assert caught.value.message == f"{variable}: renamed: use ANALYTICS_THREADS instead"
+
+
+def test_every_renamed_setting_is_a_setting_now_and_the_readme_says_so() -> None:
+    assert RENAMED
+    for old, new in RENAMED.items():
+        assert old not in BY_NAME and new in BY_NAME
+        assert (
+            f"`ANALYTICS_{old.upper()}` (`{old}` in the file) is now `ANALYTICS_{new.upper()}`"
+            in (readme_section())
+        )
+
+
 def test_other_variables_are_not_settings(tmp_path: Path) -> None:
     config = tmp_path / "a.toml"
     config.write_text("threads = 2\n")
@@ -295,12 +327,18 @@ def test_other_variables_are_not_settings(tmp_path: Path) -> None:
 
 def test_an_unknown_key_of_the_file_is_named_with_a_suggestion(tmp_path: Path) -> None:
     config = tmp_path / "analytics.toml"
+    config.write_text("thread = 4\n")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={}, config_file=config)
+    assert caught.value.message == f"{config}: thread: unknown setting; did you mean threads?"
+
+
+def test_a_renamed_key_of_the_file_says_what_to_use_instead(tmp_path: Path) -> None:
+    config = tmp_path / "analytics.toml"
     config.write_text("serve_threads = 4\n")
     with pytest.raises(SettingsError) as caught:
         Settings.load(environ={}, config_file=config)
-    assert (
-        caught.value.message == f"{config}: serve_threads: unknown setting; did you mean threads?"
-    )
+    assert caught.value.message == f"{config}: serve_threads: renamed: use threads instead"
 
 
 # -- one TOML reader -------------------------------------------------------------------------
