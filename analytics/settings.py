@@ -36,6 +36,22 @@ FALSE_WORDS = ("false", "0", "no", "off")
 RENAMED = {"serve_threads": "threads"}
 """Settings that have had another name: the old name, and the setting it is now. A start that
 still uses an old one, in the file or as a variable, stops and says what to use instead."""
+# Kubernetes gives every pod variables for each Service of its namespace, named after the
+# Service: one named `analytics` brings ANALYTICS_SERVICE_HOST, ANALYTICS_SERVICE_PORT(_NAME)
+# and, Docker-link style, ANALYTICS_PORT=tcp://IP:PORT and ANALYTICS_PORT_8000_TCP(_ADDR,
+# _PORT, _PROTO). Docker's --link to a container aliased `analytics` sets the same PORT ones,
+# ANALYTICS_NAME=/this/analytics and ANALYTICS_ENV_* (the linked container's environment).
+# None is a setting, and a pod cannot leave them out, so they are passed over; every other
+# unknown ANALYTICS_* variable still stops the start. PORT and NAME, which an operator might
+# mean as settings, are passed over only with the values these set.
+SERVICE_LINK_NAMES = re.compile(
+    r"ANALYTICS_(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?"
+    r"|PORT_[0-9]{1,5}_(?:TCP|UDP|SCTP)(?:_(?:ADDR|PORT|PROTO))?|ENV_.+)"
+)
+SERVICE_LINK_VALUES = {
+    "ANALYTICS_PORT": re.compile(r"(?:tcp|udp|sctp)://\S+:[0-9]{1,5}"),
+    "ANALYTICS_NAME": re.compile(r"/\S+"),
+}
 TABLE_START = "<!-- settings:start -->"
 TABLE_END = "<!-- settings:end -->"
 
@@ -289,6 +305,8 @@ class Settings:
             if var.startswith(ENV_PREFIX) and var != CONFIG_ENV:
                 name = var.removeprefix(ENV_PREFIX).lower()
                 if name not in BY_NAME or var != BY_NAME[name].variable:
+                    if service_link(var, env[var]):
+                        continue
                     raise SettingsError(var, _unknown(name, ENV_PREFIX))
                 raw[name] = (env[var], var)
         values = {name: BY_NAME[name].parse(value, src) for name, (value, src) in raw.items()}
@@ -433,6 +451,15 @@ def _problem(err: SettingsError) -> str:
     return err.message.split(": ", 1)[1]
 
 
+def service_link(variable: str, value: str) -> bool:
+    """Whether a variable is one that Kubernetes or Docker sets for a service or a link named
+    `analytics` (see SERVICE_LINK_NAMES), not a setting."""
+    if SERVICE_LINK_NAMES.fullmatch(variable):
+        return True
+    shape = SERVICE_LINK_VALUES.get(variable)
+    return shape is not None and shape.fullmatch(value) is not None
+
+
 def _config_path(env: Mapping[str, str]) -> Path | None:
     if env.get(CONFIG_ENV):
         path = Path(env[CONFIG_ENV])
@@ -514,7 +541,10 @@ def readme_section() -> str:
         f"{TABLE_START}\n"
         "The key `name` of the file is the variable `ANALYTICS_NAME`. An empty value means\n"
         "the default. A variable `ANALYTICS_...` that is none of these (nor `ANALYTICS_CONFIG`)\n"
-        "stops the start too.\n"
+        "stops the start too, except those that Kubernetes sets for a Service named\n"
+        "`analytics`, and Docker for a link of that name, which are passed over:\n"
+        "`ANALYTICS_SERVICE_HOST`, `ANALYTICS_SERVICE_PORT...`, `ANALYTICS_PORT=tcp://...`,\n"
+        "`ANALYTICS_PORT_8000_TCP...`, `ANALYTICS_NAME=/...` and `ANALYTICS_ENV_...`.\n"
         f"{_renamed()}\n"
         f"{settings_table()}"
         f"{TABLE_END}"

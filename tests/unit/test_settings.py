@@ -318,6 +318,65 @@ def test_every_renamed_setting_is_a_setting_now_and_the_readme_says_so() -> None
         )
 
 
+KUBERNETES_SERVICE = {
+    "ANALYTICS_SERVICE_HOST": "10.96.12.34",
+    "ANALYTICS_SERVICE_PORT": "8000",
+    "ANALYTICS_SERVICE_PORT_HTTP": "8000",
+    "ANALYTICS_SERVICE_PORT_METRICS_2": "9101",
+    "ANALYTICS_PORT": "tcp://10.96.12.34:8000",
+    "ANALYTICS_PORT_8000_TCP": "tcp://10.96.12.34:8000",
+    "ANALYTICS_PORT_8000_TCP_PROTO": "tcp",
+    "ANALYTICS_PORT_8000_TCP_PORT": "8000",
+    "ANALYTICS_PORT_8000_TCP_ADDR": "10.96.12.34",
+    "ANALYTICS_PORT_53_UDP": "udp://10.96.12.34:53",
+}
+"""What Kubernetes puts in every pod of a namespace with a Service named `analytics`."""
+DOCKER_LINK = {
+    "ANALYTICS_PORT": "tcp://172.17.0.5:8000",
+    "ANALYTICS_PORT_8000_TCP": "tcp://172.17.0.5:8000",
+    "ANALYTICS_PORT_8000_TCP_ADDR": "172.17.0.5",
+    "ANALYTICS_NAME": "/web/analytics",
+    "ANALYTICS_ENV_ANALYTICS_REDIS_URL": "redis://redis:6379/0",
+    "ANALYTICS_ENV_PATH": "/usr/local/bin:/usr/bin",
+}
+"""What `docker run --link analytics:analytics` puts in the linking container."""
+
+
+@pytest.mark.parametrize("injected", [KUBERNETES_SERVICE, DOCKER_LINK], ids=["k8s", "docker"])
+def test_variables_of_a_service_or_link_named_analytics_are_passed_over(
+    injected: dict[str, str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "analytics.toml"
+    empty.write_text("", encoding="utf-8")
+    s = Settings.load(environ={**injected, "ANALYTICS_THREADS": "4"}, config_file=empty)
+    assert s.threads == 4
+    assert s.sources == {"threads": "ANALYTICS_THREADS"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("ANALYTICS_PORT", "9000", "ANALYTICS_PORT: unknown setting"),
+        ("ANALYTICS_PORT", "tcp://10.0.0.1", "ANALYTICS_PORT: unknown setting"),
+        ("ANALYTICS_NAME", "laocai", "ANALYTICS_NAME: unknown setting"),
+        ("ANALYTICS_HOST", "0.0.0.0", "ANALYTICS_HOST: unknown setting"),
+        ("ANALYTICS_SERVICE_HOSTS", "10.0.0.1", "ANALYTICS_SERVICE_HOSTS: unknown setting"),
+        ("ANALYTICS_PORT_8000", "tcp://10.0.0.1:8000", "ANALYTICS_PORT_8000: unknown setting"),
+        ("ANALYTICS_PORT_8000_TCP_HOST", "10.0.0.1", "ANALYTICS_PORT_8000_TCP_HOST: unknown"),
+        ("ANALYTICS_PORT_8000_HTTP", "x", "ANALYTICS_PORT_8000_HTTP: unknown setting"),
+        ("ANALYTICS_ENV", "x", "ANALYTICS_ENV: unknown setting"),
+        ("ANALYTICS_service_host", "10.0.0.1", "ANALYTICS_service_host: unknown setting"),
+        ("ANALYTICS_SERVICE_THREADS", "4", "ANALYTICS_SERVICE_THREADS: unknown setting; did you"),
+    ],
+)
+def test_only_service_link_variables_are_passed_over(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={**KUBERNETES_SERVICE, variable: value}, config_file=None)
+    assert caught.value.message.startswith(message)
+
+
 def test_other_variables_are_not_settings(tmp_path: Path) -> None:
     config = tmp_path / "a.toml"
     config.write_text("threads = 2\n")
