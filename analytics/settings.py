@@ -3,16 +3,19 @@
 Each setting is declared once, as a field of ``Settings``: its type is the field's annotation
 (``| None`` when it may be unset), its default the field's, and ``spec(...)`` gives its meaning,
 its range or choices and any rule of its own. Reading the TOML file and the environment, coercion,
-validation, error messages and the README's table of settings all follow from that.
+validation, error messages, the README's table of settings and the shipped config file all follow
+from that.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import os
 import re
+import textwrap
 import tomllib
 import types
 from collections.abc import Callable, Iterable, Mapping
@@ -89,6 +92,8 @@ class Spec:
     """The default in words, where its value alone does not tell a reader (unset, computed)."""
     older: tuple[tuple[str, Any], ...] = ()
     """Older spellings of values, still accepted: (spelling, the value it stands for)."""
+    left_unset: str = ""
+    """Why the shipped config file leaves the key commented out, though its default is a value."""
 
 
 def spec(
@@ -100,9 +105,10 @@ def spec(
     rule: Rule | None = None,
     default_says: str = "",
     older: tuple[tuple[str, Any], ...] = (),
+    left_unset: str = "",
 ) -> dict[str, Spec]:
     """The metadata that makes a field of Settings a setting."""
-    return {"setting": Spec(meaning, low, high, choices, rule, default_says, older)}
+    return {"setting": Spec(meaning, low, high, choices, rule, default_says, older, left_unset)}
 
 
 def _redis_url_problem(value: str) -> str | None:
@@ -274,7 +280,14 @@ class Settings:
     )
     log_format: str = field(
         default="json",
-        metadata=spec("log lines: one JSON object per line, or plain text", choices=LOG_FORMATS),
+        metadata=spec(
+            "log lines: one JSON object per line, or plain text",
+            choices=LOG_FORMATS,
+            left_unset=(
+                "Left unset, the `analytics` command writes text to a terminal and JSON "
+                "elsewhere; set here or by ANALYTICS_LOG_FORMAT, it holds on a terminal too."
+            ),
+        ),
     )
     # Not a setting: where the values came from, for error messages.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -549,3 +562,55 @@ def readme_section() -> str:
         f"{settings_table()}"
         f"{TABLE_END}"
     )
+
+
+# -- the shipped config file ------------------------------------------------------------------
+
+CONFIG_WIDTH = 92
+CONFIG_HEADER = f"""\
+visit-analytics settings, read at start from {DEFAULT_CONFIG_FILE} relative to the working \
+directory, or from the file named by {CONFIG_ENV}. Each key is overridden by the variable \
+{ENV_PREFIX}<KEY IN CAPITALS>, e.g. {ENV_PREFIX}TRUSTED_PROXIES=1. An empty value means the \
+default; a key that is no setting stops the start.
+
+Every setting is here with its built-in default; a key whose default no value can show \
+(unset, or computed at start) is commented out. Generated from the declarations in \
+analytics/settings.py (config_file_text), and a test keeps the two the same."""
+
+
+def _comment(*paragraphs: str) -> list[str]:
+    """Paragraphs as TOML comment lines; an empty one is a line of its own."""
+    lines = [line for text in paragraphs for line in textwrap.wrap(text, CONFIG_WIDTH - 2) or [""]]
+    return ["# " + line if line else "#" for line in lines]
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _key(declared: Declared) -> str:
+    value = declared.declaration.default
+    if value is None or value is dataclasses.MISSING:
+        return f'# {declared.name} = ""'
+    line = f"{declared.name} = {_toml(value)}"
+    return f"# {line}" if declared.spec.left_unset else line
+
+
+def config_file_text(declared: Iterable[Declared] = DECLARED) -> str:
+    """config/analytics.toml as shipped: each setting's meaning, values and default, and its
+    key set to the default (commented out when the default is unset or computed)."""
+    lines = _comment(*CONFIG_HEADER.split("\n"))
+    for d in declared:
+        meaning = _meaning(d)
+        about = [
+            f"{meaning[0].upper()}{meaning[1:]}.",
+            f"Values: {_values(d)}. Default: {_default(d)}.",
+        ]
+        if d.spec.left_unset:
+            about.append(d.spec.left_unset)
+        lines += ["", *_comment(*about), _key(d)]
+    return "\n".join(lines) + "\n"

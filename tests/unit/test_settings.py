@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -16,6 +17,7 @@ from analytics.settings import (
     TABLE_START,
     Declared,
     Settings,
+    config_file_text,
     readme_section,
     usable_cpus,
 )
@@ -32,11 +34,41 @@ def test_defaults() -> None:
     assert s.data_dir == Path("data")
 
 
-def test_the_shipped_config_file_documents_the_defaults() -> None:
-    shipped = Settings.load(environ={}, config_file=ROOT / "config" / "analytics.toml")
-    assert shipped == Settings()
-    documented = tomllib.loads((ROOT / "config" / "analytics.toml").read_text())
-    assert set(documented) == {f.name for f in fields(Settings)} - {"sources"}
+def test_the_shipped_config_file_is_the_generated_one() -> None:
+    shipped = ROOT / "config" / "analytics.toml"
+    expected = config_file_text()
+    assert shipped.read_text(encoding="utf-8") == expected, (
+        "config/analytics.toml is not the one the declared settings give; write this there "
+        "(`python -c 'from analytics.settings import config_file_text; "
+        'print(config_file_text(), end="")\' > config/analytics.toml`):\n' + expected
+    )
+    assert Settings.load(environ={}, config_file=shipped) == Settings()
+
+
+def test_the_config_file_sets_every_setting_to_its_default_or_comments_it_out(
+    tmp_path: Path,
+) -> None:
+    text = config_file_text()
+    written = set(tomllib.loads(text))
+    commented = set(re.findall(r"^# (\w+) = ", text, flags=re.MULTILINE))
+    assert written | commented == {f.name for f in fields(Settings)} - {"sources"}
+    assert not written & commented
+    # Unset or computed defaults, and log_format, whose default yields to a terminal.
+    assert commented == {
+        "redis_url",
+        "admin_token",
+        "sites_file",
+        "workers",
+        "metrics_token",
+        "log_format",
+    }
+    assert "\n# Log lines: one JSON object per line, or plain text.\n" in text
+    assert "\n# Values: a whole number from 0 to 10. Default: `0`.\ntrusted_proxies = 0\n" in text
+    # Each commented-out line, taken in, is the default too.
+    uncommented = tmp_path / "analytics.toml"
+    uncommented.write_text(re.sub(r"^# (\w+ = )", r"\1", text, flags=re.MULTILINE))
+    assert set(tomllib.loads(uncommented.read_text())) == written | commented
+    assert Settings.load(environ={}, config_file=uncommented) == Settings()
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
