@@ -289,7 +289,9 @@ class Settings:
             ),
         ),
     )
-    # Not a setting: where the values came from, for error messages.
+    # Not a setting: where each configured value came from (a file's key or a variable), for
+    # error messages and for a default that yields to circumstance (log_format on a terminal).
+    # A setting left at its default, absent or empty, has none.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -323,7 +325,7 @@ class Settings:
                     raise SettingsError(var, _unknown(name, ENV_PREFIX))
                 raw[name] = (env[var], var)
         values = {name: BY_NAME[name].parse(value, src) for name, (value, src) in raw.items()}
-        sources = {name: src for name, (_, src) in raw.items()}
+        sources = {name: src for name, (value, src) in raw.items() if value not in (None, "")}
         try:
             return cls(**values, sources=sources)
         except SettingsError as err:

@@ -288,6 +288,21 @@ def test_an_empty_value_means_the_default(tmp_path: Path) -> None:
     )
 
 
+def test_sources_name_the_configured_settings_only(tmp_path: Path) -> None:
+    config = tmp_path / "analytics.toml"
+    config.write_text('log_format = "json"\nthreads = ""\nbind = "0.0.0.0:8000"\n')
+    s = Settings.load(
+        environ={"ANALYTICS_BIND": "", "ANALYTICS_WORKERS": "", "ANALYTICS_TRUSTED_PROXIES": "1"},
+        config_file=config,
+    )
+    # An empty variable means the default, whatever the file says: bind has no source.
+    assert s.sources == {
+        "log_format": f"{config}: log_format",
+        "trusted_proxies": "ANALYTICS_TRUSTED_PROXIES",
+    }
+    assert s.bind == "127.0.0.1:8000"
+
+
 def test_workers_default_to_the_cpus_this_process_may_use() -> None:
     assert Settings().workers == usable_cpus() >= 1
     assert usable_cpus() <= len(os.sched_getaffinity(0))
