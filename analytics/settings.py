@@ -3,16 +3,19 @@
 Each setting is declared once, as a field of ``Settings``: its type is the field's annotation
 (``| None`` when it may be unset), its default the field's, and ``spec(...)`` gives its meaning,
 its range or choices and any rule of its own. Reading the TOML file and the environment, coercion,
-validation, error messages and the README's table of settings all follow from that.
+validation, error messages, the README's table of settings and the shipped config file all follow
+from that.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import os
 import re
+import textwrap
 import tomllib
 import types
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +36,25 @@ LOG_FORMATS = ("json", "text")
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
+RENAMED = {"serve_threads": "threads"}
+"""Settings that have had another name: the old name, and the setting it is now. A start that
+still uses an old one, in the file or as a variable, stops and says what to use instead."""
+# Kubernetes gives every pod variables for each Service of its namespace, named after the
+# Service: one named `analytics` brings ANALYTICS_SERVICE_HOST, ANALYTICS_SERVICE_PORT(_NAME)
+# and, Docker-link style, ANALYTICS_PORT=tcp://IP:PORT and ANALYTICS_PORT_8000_TCP(_ADDR,
+# _PORT, _PROTO). Docker's --link to a container aliased `analytics` sets the same PORT ones,
+# ANALYTICS_NAME=/this/analytics and ANALYTICS_ENV_* (the linked container's environment).
+# None is a setting, and a pod cannot leave them out, so they are passed over; every other
+# unknown ANALYTICS_* variable still stops the start. PORT and NAME, which an operator might
+# mean as settings, are passed over only with the values these set.
+SERVICE_LINK_NAMES = re.compile(
+    r"ANALYTICS_(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?"
+    r"|PORT_[0-9]{1,5}_(?:TCP|UDP|SCTP)(?:_(?:ADDR|PORT|PROTO))?|ENV_.+)"
+)
+SERVICE_LINK_VALUES = {
+    "ANALYTICS_PORT": re.compile(r"(?:tcp|udp|sctp)://\S+:[0-9]{1,5}"),
+    "ANALYTICS_NAME": re.compile(r"/\S+"),
+}
 TABLE_START = "<!-- settings:start -->"
 TABLE_END = "<!-- settings:end -->"
 
@@ -68,6 +90,10 @@ class Spec:
     rule: Rule | None = None
     default_says: str = ""
     """The default in words, where its value alone does not tell a reader (unset, computed)."""
+    older: tuple[tuple[str, Any], ...] = ()
+    """Older spellings of values, still accepted: (spelling, the value it stands for)."""
+    left_unset: str = ""
+    """Why the shipped config file leaves the key commented out, though its default is a value."""
 
 
 def spec(
@@ -78,9 +104,11 @@ def spec(
     choices: tuple[str, ...] = (),
     rule: Rule | None = None,
     default_says: str = "",
+    older: tuple[tuple[str, Any], ...] = (),
+    left_unset: str = "",
 ) -> dict[str, Spec]:
     """The metadata that makes a field of Settings a setting."""
-    return {"setting": Spec(meaning, low, high, choices, rule, default_says)}
+    return {"setting": Spec(meaning, low, high, choices, rule, default_says, older, left_unset)}
 
 
 def _redis_url_problem(value: str) -> str | None:
@@ -213,7 +241,9 @@ class Settings:
         default=False,
         metadata=spec(
             "whether gunicorn writes a line per request to stdout (a line per beacon costs CPU, "
-            "and the counts are in `/metrics`)"
+            "and the counts are in `/metrics`)",
+            # What the gunicorn configuration took for "on" before access_log was a setting.
+            older=(("-", True),),
         ),
     )
     period_retention_days: int = field(
@@ -250,9 +280,18 @@ class Settings:
     )
     log_format: str = field(
         default="json",
-        metadata=spec("log lines: one JSON object per line, or plain text", choices=LOG_FORMATS),
+        metadata=spec(
+            "log lines: one JSON object per line, or plain text",
+            choices=LOG_FORMATS,
+            left_unset=(
+                "Left unset, the `analytics` command writes text to a terminal and JSON "
+                "elsewhere; set here or by ANALYTICS_LOG_FORMAT, it holds on a terminal too."
+            ),
+        ),
     )
-    # Not a setting: where the values came from, for error messages.
+    # Not a setting: where each configured value came from (a file's key or a variable), for
+    # error messages and for a default that yields to circumstance (log_format on a terminal).
+    # A setting left at its default, absent or empty, has none.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -275,16 +314,18 @@ class Settings:
             source = CONFIG_ENV if config_file is None and env.get(CONFIG_ENV) else "config file"
             for name, value in read_toml(path, source).items():
                 if name not in BY_NAME:
-                    raise SettingsError(f"{path}: {name}", "unknown setting" + _hint(name))
+                    raise SettingsError(f"{path}: {name}", _unknown(name))
                 raw[name] = (value, f"{path}: {name}")
         for var in sorted(env):
             if var.startswith(ENV_PREFIX) and var != CONFIG_ENV:
                 name = var.removeprefix(ENV_PREFIX).lower()
                 if name not in BY_NAME or var != BY_NAME[name].variable:
-                    raise SettingsError(var, "unknown setting" + _hint(name, ENV_PREFIX))
+                    if service_link(var, env[var]):
+                        continue
+                    raise SettingsError(var, _unknown(name, ENV_PREFIX))
                 raw[name] = (env[var], var)
         values = {name: BY_NAME[name].parse(value, src) for name, (value, src) in raw.items()}
-        sources = {name: src for name, (_, src) in raw.items()}
+        sources = {name: src for name, (value, src) in raw.items() if value not in (None, "")}
         try:
             return cls(**values, sources=sources)
         except SettingsError as err:
@@ -318,6 +359,9 @@ class Declared:
         one means the default."""
         if raw is None or raw == "":
             return self.default()
+        for spelling, meant in self.spec.older:
+            if isinstance(raw, str) and raw.strip() == spelling:
+                return meant
         value = _COERCE[self.kind](raw)
         if value is None:
             raise SettingsError(source, f"must be {self.what()}, got {raw!r}")
@@ -405,14 +449,30 @@ DECLARED = _declarations()
 BY_NAME = {d.name: d for d in DECLARED}
 
 
-def _hint(name: str, prefix: str = "") -> str:
-    """A suggestion of the setting meant by a name that is none."""
+def _unknown(name: str, prefix: str = "") -> str:
+    """What to say of a name that is no setting: what replaced it, or the setting it is close
+    to (names as in the file, or with ``prefix`` as variables)."""
+
+    def named(setting: str) -> str:
+        return prefix + setting.upper() if prefix else setting
+
+    if name in RENAMED:
+        return f"renamed: use {named(RENAMED[name])} instead"
     close = difflib.get_close_matches(name, list(BY_NAME), n=1, cutoff=0.6)
-    return f"; did you mean {prefix}{close[0].upper() if prefix else close[0]}?" if close else ""
+    return "unknown setting" + (f"; did you mean {named(close[0])}?" if close else "")
 
 
 def _problem(err: SettingsError) -> str:
     return err.message.split(": ", 1)[1]
+
+
+def service_link(variable: str, value: str) -> bool:
+    """Whether a variable is one that Kubernetes or Docker sets for a service or a link named
+    `analytics` (see SERVICE_LINK_NAMES), not a setting."""
+    if SERVICE_LINK_NAMES.fullmatch(variable):
+        return True
+    shape = SERVICE_LINK_VALUES.get(variable)
+    return shape is not None and shape.fullmatch(value) is not None
 
 
 def _config_path(env: Mapping[str, str]) -> Path | None:
@@ -458,6 +518,14 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _meaning(declared: Declared) -> str:
+    older = "; ".join(
+        f"`{spelling}`, an older spelling, means `{_shown(meant)}`"
+        for spelling, meant in declared.spec.older
+    )
+    return f"{declared.spec.meaning}; {older}" if older else declared.spec.meaning
+
+
 def _default(declared: Declared) -> str:
     if declared.spec.default_says:
         return declared.spec.default_says
@@ -469,12 +537,17 @@ def settings_table(declared: Iterable[Declared] = DECLARED) -> str:
     lines = [
         "| variable | meaning | values | default |",
         "| --- | --- | --- | --- |",
-        *(
-            f"| `{d.variable}` | {d.spec.meaning} | {_values(d)} | {_default(d)} |"
-            for d in declared
-        ),
+        *(f"| `{d.variable}` | {_meaning(d)} | {_values(d)} | {_default(d)} |" for d in declared),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _renamed() -> str:
+    return "".join(
+        f"Renamed: `{ENV_PREFIX}{old.upper()}` (`{old}` in the file) is now "
+        f"`{BY_NAME[new].variable}` (`{new}`); the old name stops the start and says so.\n"
+        for old, new in RENAMED.items()
+    )
 
 
 def readme_section() -> str:
@@ -483,7 +556,63 @@ def readme_section() -> str:
         f"{TABLE_START}\n"
         "The key `name` of the file is the variable `ANALYTICS_NAME`. An empty value means\n"
         "the default. A variable `ANALYTICS_...` that is none of these (nor `ANALYTICS_CONFIG`)\n"
-        "stops the start too.\n\n"
+        "stops the start too, except those that Kubernetes sets for a Service named\n"
+        "`analytics`, and Docker for a link of that name, which are passed over:\n"
+        "`ANALYTICS_SERVICE_HOST`, `ANALYTICS_SERVICE_PORT...`, `ANALYTICS_PORT=tcp://...`,\n"
+        "`ANALYTICS_PORT_8000_TCP...`, `ANALYTICS_NAME=/...` and `ANALYTICS_ENV_...`.\n"
+        f"{_renamed()}\n"
         f"{settings_table()}"
         f"{TABLE_END}"
     )
+
+
+# -- the shipped config file ------------------------------------------------------------------
+
+CONFIG_WIDTH = 92
+CONFIG_HEADER = f"""\
+visit-analytics settings, read at start from {DEFAULT_CONFIG_FILE} relative to the working \
+directory, or from the file named by {CONFIG_ENV}. Each key is overridden by the variable \
+{ENV_PREFIX}<KEY IN CAPITALS>, e.g. {ENV_PREFIX}TRUSTED_PROXIES=1. An empty value means the \
+default; a key that is no setting stops the start.
+
+Every setting is here with its built-in default; a key whose default no value can show \
+(unset, or computed at start) is commented out. Generated from the declarations in \
+analytics/settings.py (config_file_text), and a test keeps the two the same."""
+
+
+def _comment(*paragraphs: str) -> list[str]:
+    """Paragraphs as TOML comment lines; an empty one is a line of its own."""
+    lines = [line for text in paragraphs for line in textwrap.wrap(text, CONFIG_WIDTH - 2) or [""]]
+    return ["# " + line if line else "#" for line in lines]
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _key(declared: Declared) -> str:
+    value = declared.declaration.default
+    if value is None or value is dataclasses.MISSING:
+        return f'# {declared.name} = ""'
+    line = f"{declared.name} = {_toml(value)}"
+    return f"# {line}" if declared.spec.left_unset else line
+
+
+def config_file_text(declared: Iterable[Declared] = DECLARED) -> str:
+    """config/analytics.toml as shipped: each setting's meaning, values and default, and its
+    key set to the default (commented out when the default is unset or computed)."""
+    lines = _comment(*CONFIG_HEADER.split("\n"))
+    for d in declared:
+        meaning = _meaning(d)
+        about = [
+            f"{meaning[0].upper()}{meaning[1:]}.",
+            f"Values: {_values(d)}. Default: {_default(d)}.",
+        ]
+        if d.spec.left_unset:
+            about.append(d.spec.left_unset)
+        lines += ["", *_comment(*about), _key(d)]
+    return "\n".join(lines) + "\n"

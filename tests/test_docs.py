@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6} (.+)$", re.MULTILINE)
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
@@ -44,6 +44,7 @@ def test_relative_links_reach_the_repository(doc: Path) -> None:
 def test_the_docs_exist_and_the_readme_links_them() -> None:
     readme = links(ROOT / "README.md")
     assert "docs/api.md" in readme and "docs/operations.md" in readme
+    assert "CHANGELOG.md" in readme
 
 
 def test_the_anchor_check_can_fail() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
@@ -82,14 +81,15 @@ for command in (serve, scheduler, *ADMIN_COMMANDS):
 
 
 def log_format() -> str:
-    """ANALYTICS_LOG_FORMAT when it is set; else readable text when stderr is a terminal, and
-    otherwise the configured format (JSON by default), as a log collector wants it."""
+    """The setting log_format when it is set (in the config file or by ANALYTICS_LOG_FORMAT);
+    else readable text when stderr is a terminal, and JSON, as a log collector wants it,
+    otherwise."""
     terminal = sys.stderr.isatty()
     try:
         settings = Settings.load()
     except AnalyticsError:  # the command stops on it and says why
         return "text" if terminal else "json"
-    if terminal and "ANALYTICS_LOG_FORMAT" not in os.environ:
+    if terminal and "log_format" not in settings.sources:
         return "text"
     return settings.log_format
 

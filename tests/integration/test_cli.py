@@ -202,6 +202,26 @@ def test_an_admin_command_on_a_terminal_says_only_what_stopped_it() -> None:
     ]
 
 
+def test_log_format_in_the_config_file_wins_on_a_terminal_too(tmp_path: Path) -> None:
+    config = tmp_path / "analytics.toml"
+    config.write_text('log_format = "json"\n', encoding="utf-8")
+    from_file = stderr_on_a_terminal(
+        "sites", "list", ANALYTICS_REDIS_URL=DOWN, ANALYTICS_CONFIG=str(config)
+    )
+    assert json.loads(from_file.splitlines()[0])["event"] == "redis_error"
+    # The variable, empty, means the default: that one yields to the terminal, over the file.
+    emptied = stderr_on_a_terminal(
+        "sites",
+        "list",
+        ANALYTICS_REDIS_URL=DOWN,
+        ANALYTICS_CONFIG=str(config),
+        ANALYTICS_LOG_FORMAT="",
+    )
+    lines = emptied.splitlines()
+    assert any(" WARNING analytics.store redis error" in line for line in lines), lines
+    assert not any(line.startswith("{") for line in lines)
+
+
 @pytest.fixture
 def taken_port() -> Iterator[int]:
     with socket.socket() as holder:

@@ -37,7 +37,16 @@ from werkzeug.serving import make_server
 from analytics.cli import cli
 from analytics.embedded import free_port, redis_server_binary
 from analytics.services import Services
-from analytics.settings import CONFIG_ENV, DECLARED, Settings, usable_cpus
+from analytics.settings import (
+    CONFIG_ENV,
+    DECLARED,
+    ENV_PREFIX,
+    RENAMED,
+    SERVICE_LINK_NAMES,
+    SERVICE_LINK_VALUES,
+    Settings,
+    usable_cpus,
+)
 from tests.helpers import hit, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -564,10 +573,20 @@ SETTING_VARIABLE = re.compile(r"\bANALYTICS_[A-Z][A-Z0-9_]*\b")
 NAMED_FILES = (COMPOSE_FILE, ENV_EXAMPLE, DOCKERFILE, ROOT / "README.md", ROOT / ".ci" / "run")
 
 
+def passed_over(name: str) -> bool:
+    """Whether the service passes over a variable of this name as one that Kubernetes or Docker
+    sets for a service named analytics (a name ending in _, as the docs write
+    `ANALYTICS_ENV_...`, stands for the names it begins)."""
+    full = name + "NAME" if name.endswith("_") else name
+    return name in SERVICE_LINK_VALUES or SERVICE_LINK_NAMES.fullmatch(full) is not None
+
+
 def test_every_analytics_variable_named_is_a_setting() -> None:
     """The service refuses an ANALYTICS_* variable that is not a setting: none is named in the
-    deployment files, config/, bench/, the package or the README."""
+    deployment files, config/, bench/, the package or the README, but as the old name of a
+    renamed setting or as one the service passes over."""
     known = {d.variable for d in DECLARED} | {CONFIG_ENV}
+    known |= {ENV_PREFIX + old.upper() for old in RENAMED}
     placeholder = "ANALYTICS_NAME"  # how the docs write "the variable of the setting name"
     files = [
         *NAMED_FILES,
@@ -584,8 +603,11 @@ def test_every_analytics_variable_named_is_a_setting() -> None:
         if name != placeholder
     }
     assert len(named) > 20
-    unknown = sorted((where, name) for where, name in named if name not in known)
+    unknown = sorted(
+        (where, name) for where, name in named if name not in known and not passed_over(name)
+    )
     assert unknown == [], unknown
+    assert not passed_over("ANALYTICS_SERVE_THREADS") and not passed_over("ANALYTICS_ENV")
 
 
 def ignore_patterns(path: Path) -> list[str]:

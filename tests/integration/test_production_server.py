@@ -292,7 +292,7 @@ def test_the_config_takes_workers_threads_bind_and_access_log_from_the_settings(
         ({"ANALYTICS_THREADS": "0"}, "ANALYTICS_THREADS: must be between 1 and 256, got 0"),
         (
             {"ANALYTICS_SERVE_THREADS": "4"},
-            "ANALYTICS_SERVE_THREADS: unknown setting; did you mean ANALYTICS_THREADS?",
+            "ANALYTICS_SERVE_THREADS: renamed: use ANALYTICS_THREADS instead",
         ),
     ],
 )

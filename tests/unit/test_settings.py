@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -9,11 +10,14 @@ import pytest
 
 from analytics.errors import SettingsError
 from analytics.settings import (
+    BY_NAME,
     DECLARED,
+    RENAMED,
     TABLE_END,
     TABLE_START,
     Declared,
     Settings,
+    config_file_text,
     readme_section,
     usable_cpus,
 )
@@ -30,11 +34,41 @@ def test_defaults() -> None:
     assert s.data_dir == Path("data")
 
 
-def test_the_shipped_config_file_documents_the_defaults() -> None:
-    shipped = Settings.load(environ={}, config_file=ROOT / "config" / "analytics.toml")
-    assert shipped == Settings()
-    documented = tomllib.loads((ROOT / "config" / "analytics.toml").read_text())
-    assert set(documented) == {f.name for f in fields(Settings)} - {"sources"}
+def test_the_shipped_config_file_is_the_generated_one() -> None:
+    shipped = ROOT / "config" / "analytics.toml"
+    expected = config_file_text()
+    assert shipped.read_text(encoding="utf-8") == expected, (
+        "config/analytics.toml is not the one the declared settings give; write this there "
+        "(`python -c 'from analytics.settings import config_file_text; "
+        'print(config_file_text(), end="")\' > config/analytics.toml`):\n' + expected
+    )
+    assert Settings.load(environ={}, config_file=shipped) == Settings()
+
+
+def test_the_config_file_sets_every_setting_to_its_default_or_comments_it_out(
+    tmp_path: Path,
+) -> None:
+    text = config_file_text()
+    written = set(tomllib.loads(text))
+    commented = set(re.findall(r"^# (\w+) = ", text, flags=re.MULTILINE))
+    assert written | commented == {f.name for f in fields(Settings)} - {"sources"}
+    assert not written & commented
+    # Unset or computed defaults, and log_format, whose default yields to a terminal.
+    assert commented == {
+        "redis_url",
+        "admin_token",
+        "sites_file",
+        "workers",
+        "metrics_token",
+        "log_format",
+    }
+    assert "\n# Log lines: one JSON object per line, or plain text.\n" in text
+    assert "\n# Values: a whole number from 0 to 10. Default: `0`.\ntrusted_proxies = 0\n" in text
+    # Each commented-out line, taken in, is the default too.
+    uncommented = tmp_path / "analytics.toml"
+    uncommented.write_text(re.sub(r"^# (\w+ = )", r"\1", text, flags=re.MULTILINE))
+    assert set(tomllib.loads(uncommented.read_text())) == written | commented
+    assert Settings.load(environ={}, config_file=uncommented) == Settings()
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -188,7 +222,9 @@ def test_a_value_out_of_range_names_where_it_came_from(declared: Declared, tmp_p
         ("threads", "4.5", "4.5", "must be a whole number, got"),
         ("threads", "eight", "true", "must be a whole number, got"),
         ("read_cache_seconds", "soon", "false", "must be a number, got"),
-        ("access_log", "-", "1", "must be true or false, got"),
+        ("access_log", "maybe", "1", "must be true or false, got"),
+        ("access_log", "--", '"+"', "must be true or false, got"),
+        ("threads", "-", '"-"', "must be a whole number, got"),
         ("log_format", "xml", '"xml"', "must be one of json, text"),
         ("key_prefix", "a b", '"a b"', "must be 1 to 32 of"),
         ("key_prefix", "", "7", "must be text, got 7"),
@@ -221,6 +257,17 @@ def test_switches_from_the_environment(raw: str, expected: bool) -> None:
     assert Settings.load(environ={"ANALYTICS_ACCESS_LOG": raw}).access_log is expected
 
 
+def test_access_log_takes_its_older_spelling_for_on(tmp_path: Path) -> None:
+    """`-` (stdout) was the value that turned gunicorn's access log on before it was a setting."""
+    from_env = Settings.load(environ={"ANALYTICS_ACCESS_LOG": "-"}, config_file=None)
+    assert from_env.access_log is True
+    config = tmp_path / "analytics.toml"
+    config.write_text('access_log = "-"\n', encoding="utf-8")
+    assert Settings.load(environ={}, config_file=config).access_log is True
+    row = next(line for line in readme_section().splitlines() if "`ANALYTICS_ACCESS_LOG`" in line)
+    assert "`-`, an older spelling, means `true`" in row
+
+
 @pytest.mark.parametrize("bind", ["127.0.0.1:8000", "[::]:8000", "unix:/run/analytics.sock"])
 def test_bind_addresses(bind: str) -> None:
     assert Settings.load(environ={"ANALYTICS_BIND": bind}).bind == bind
@@ -239,6 +286,21 @@ def test_an_empty_value_means_the_default(tmp_path: Path) -> None:
         None,
         "127.0.0.1:8000",
     )
+
+
+def test_sources_name_the_configured_settings_only(tmp_path: Path) -> None:
+    config = tmp_path / "analytics.toml"
+    config.write_text('log_format = "json"\nthreads = ""\nbind = "0.0.0.0:8000"\n')
+    s = Settings.load(
+        environ={"ANALYTICS_BIND": "", "ANALYTICS_WORKERS": "", "ANALYTICS_TRUSTED_PROXIES": "1"},
+        config_file=config,
+    )
+    # An empty variable means the default, whatever the file says: bind has no source.
+    assert s.sources == {
+        "log_format": f"{config}: log_format",
+        "trusted_proxies": "ANALYTICS_TRUSTED_PROXIES",
+    }
+    assert s.bind == "127.0.0.1:8000"
 
 
 def test_workers_default_to_the_cpus_this_process_may_use() -> None:
@@ -267,7 +329,7 @@ def test_workers_follow_a_container_cpu_quota(
 @pytest.mark.parametrize(
     ("variable", "suggested"),
     [
-        ("ANALYTICS_SERVE_THREADS", "ANALYTICS_THREADS"),
+        ("ANALYTICS_SERVE_THREAD", "ANALYTICS_THREADS"),
         ("ANALYTICS_WORKER", "ANALYTICS_WORKERS"),
         ("ANALYTICS_TRUSTED_PROXY", "ANALYTICS_TRUSTED_PROXIES"),
         ("ANALYTICS_threads", "ANALYTICS_THREADS"),
@@ -286,6 +348,82 @@ def test_an_unknown_variable_stops_the_start_and_names_it(
         assert message == f"{variable}: unknown setting; did you mean {suggested}?"
 
 
+@pytest.mark.parametrize("variable", ["ANALYTICS_SERVE_THREADS", "ANALYTICS_serve_threads"])
+def test_a_renamed_variable_says_what_to_use_instead(variable: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={variable: "4"}, config_file=None)
+    assert caught.value.message == f"{variable}: renamed: use ANALYTICS_THREADS instead"
+
+
+def test_every_renamed_setting_is_a_setting_now_and_the_readme_says_so() -> None:
+    assert RENAMED
+    for old, new in RENAMED.items():
+        assert old not in BY_NAME and new in BY_NAME
+        assert (
+            f"`ANALYTICS_{old.upper()}` (`{old}` in the file) is now `ANALYTICS_{new.upper()}`"
+            in (readme_section())
+        )
+
+
+KUBERNETES_SERVICE = {
+    "ANALYTICS_SERVICE_HOST": "10.96.12.34",
+    "ANALYTICS_SERVICE_PORT": "8000",
+    "ANALYTICS_SERVICE_PORT_HTTP": "8000",
+    "ANALYTICS_SERVICE_PORT_METRICS_2": "9101",
+    "ANALYTICS_PORT": "tcp://10.96.12.34:8000",
+    "ANALYTICS_PORT_8000_TCP": "tcp://10.96.12.34:8000",
+    "ANALYTICS_PORT_8000_TCP_PROTO": "tcp",
+    "ANALYTICS_PORT_8000_TCP_PORT": "8000",
+    "ANALYTICS_PORT_8000_TCP_ADDR": "10.96.12.34",
+    "ANALYTICS_PORT_53_UDP": "udp://10.96.12.34:53",
+}
+"""What Kubernetes puts in every pod of a namespace with a Service named `analytics`."""
+DOCKER_LINK = {
+    "ANALYTICS_PORT": "tcp://172.17.0.5:8000",
+    "ANALYTICS_PORT_8000_TCP": "tcp://172.17.0.5:8000",
+    "ANALYTICS_PORT_8000_TCP_ADDR": "172.17.0.5",
+    "ANALYTICS_NAME": "/web/analytics",
+    "ANALYTICS_ENV_ANALYTICS_REDIS_URL": "redis://redis:6379/0",
+    "ANALYTICS_ENV_PATH": "/usr/local/bin:/usr/bin",
+}
+"""What `docker run --link analytics:analytics` puts in the linking container."""
+
+
+@pytest.mark.parametrize("injected", [KUBERNETES_SERVICE, DOCKER_LINK], ids=["k8s", "docker"])
+def test_variables_of_a_service_or_link_named_analytics_are_passed_over(
+    injected: dict[str, str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "analytics.toml"
+    empty.write_text("", encoding="utf-8")
+    s = Settings.load(environ={**injected, "ANALYTICS_THREADS": "4"}, config_file=empty)
+    assert s.threads == 4
+    assert s.sources == {"threads": "ANALYTICS_THREADS"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("ANALYTICS_PORT", "9000", "ANALYTICS_PORT: unknown setting"),
+        ("ANALYTICS_PORT", "tcp://10.0.0.1", "ANALYTICS_PORT: unknown setting"),
+        ("ANALYTICS_NAME", "laocai", "ANALYTICS_NAME: unknown setting"),
+        ("ANALYTICS_HOST", "0.0.0.0", "ANALYTICS_HOST: unknown setting"),
+        ("ANALYTICS_SERVICE_HOSTS", "10.0.0.1", "ANALYTICS_SERVICE_HOSTS: unknown setting"),
+        ("ANALYTICS_PORT_8000", "tcp://10.0.0.1:8000", "ANALYTICS_PORT_8000: unknown setting"),
+        ("ANALYTICS_PORT_8000_TCP_HOST", "10.0.0.1", "ANALYTICS_PORT_8000_TCP_HOST: unknown"),
+        ("ANALYTICS_PORT_8000_HTTP", "x", "ANALYTICS_PORT_8000_HTTP: unknown setting"),
+        ("ANALYTICS_ENV", "x", "ANALYTICS_ENV: unknown setting"),
+        ("ANALYTICS_service_host", "10.0.0.1", "ANALYTICS_service_host: unknown setting"),
+        ("ANALYTICS_SERVICE_THREADS", "4", "ANALYTICS_SERVICE_THREADS: unknown setting; did you"),
+    ],
+)
+def test_only_service_link_variables_are_passed_over(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={**KUBERNETES_SERVICE, variable: value}, config_file=None)
+    assert caught.value.message.startswith(message)
+
+
 def test_other_variables_are_not_settings(tmp_path: Path) -> None:
     config = tmp_path / "a.toml"
     config.write_text("threads = 2\n")
@@ -295,12 +433,18 @@ def test_other_variables_are_not_settings(tmp_path: Path) -> None:
 
 def test_an_unknown_key_of_the_file_is_named_with_a_suggestion(tmp_path: Path) -> None:
     config = tmp_path / "analytics.toml"
+    config.write_text("thread = 4\n")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={}, config_file=config)
+    assert caught.value.message == f"{config}: thread: unknown setting; did you mean threads?"
+
+
+def test_a_renamed_key_of_the_file_says_what_to_use_instead(tmp_path: Path) -> None:
+    config = tmp_path / "analytics.toml"
     config.write_text("serve_threads = 4\n")
     with pytest.raises(SettingsError) as caught:
         Settings.load(environ={}, config_file=config)
-    assert (
-        caught.value.message == f"{config}: serve_threads: unknown setting; did you mean threads?"
-    )
+    assert caught.value.message == f"{config}: serve_threads: renamed: use threads instead"
 
 
 # -- one TOML reader -------------------------------------------------------------------------
