@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from functools import cache
-from importlib import resources
+from importlib import metadata, resources
 
 from flask import Blueprint, Response, request
 
@@ -15,11 +16,19 @@ from analytics.web.admin_page import PageFile, page_file
 bp = Blueprint("home", __name__)
 
 STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+DISTRIBUTION = "visit-analytics"
+
+
+def openapi_body(version: str) -> bytes:
+    """The document of openapi.json with ``info.version`` set to ``version``."""
+    document = json.loads(resources.files("analytics").joinpath("openapi.json").read_bytes())
+    document["info"]["version"] = version
+    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 @cache
 def openapi_document() -> PageFile:
-    body = resources.files("analytics").joinpath("openapi.json").read_bytes()
+    body = openapi_body(metadata.version(DISTRIBUTION))
     return PageFile(body, hashlib.sha256(body).hexdigest()[:16])
 
 
