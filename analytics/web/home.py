@@ -9,7 +9,7 @@ import re
 from functools import cache
 from importlib import metadata, resources
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, render_template, request
 
 from analytics.web.admin_page import PageFile, page_file
 
@@ -55,7 +55,9 @@ def home_csp() -> str:
 
 @bp.get("/")
 def home() -> Response:
-    response = Response(page_file("templates", "home.html").body, mimetype="text/html")
+    # The embed snippet names this service as the client reached it; the template escapes it.
+    html = render_template("home.html", host_url=request.host_url)
+    response = Response(html, mimetype="text/html")
     response.headers.update(
         {
             "Content-Security-Policy": home_csp(),
