@@ -1,6 +1,6 @@
-"""The page at /: links to the demo, the admin page and the OpenAPI document, each working,
-under the same strict headers as the admin page, and an embed snippet naming the service as
-the client reached it."""
+"""The page at /: links to the demo, the admin page, the docs and the OpenAPI document, each
+working, under the same strict headers as the admin page, and an embed snippet naming the
+service as the client reached it."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def test_home_is_a_page_of_links(client: FlaskClient) -> None:
     html = page.get_data(as_text=True)
     links = set(HREF.findall(html)) - {"data:,"}
     assert {"/demo", "/admin", "/openapi.json"} <= links
+    assert {"/docs/", "/docs/api", "/docs/operations"} <= links
     assert "docs/api.md" in html and "docs/operations.md" in html
 
 
