@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from importlib import resources
+from importlib import metadata, resources
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from openapi_spec_validator import validate
 from analytics.services import Services
 from analytics.settings import Settings
 from analytics.web import beacon
+from analytics.web.home import openapi_body
 from tests.helpers import hit
 
 IGNORED = {"HEAD"}
@@ -32,6 +33,13 @@ def document() -> dict[str, Any]:
         resources.files("analytics").joinpath("openapi.json").read_text("utf-8")
     )
     return found
+
+
+def served_document() -> dict[str, Any]:
+    """The document as served: the file's, ``info.version`` the package's."""
+    doc = document()
+    doc["info"]["version"] = metadata.version("visit-analytics")
+    return doc
 
 
 def openapi_paths(rule: str) -> list[str]:
@@ -100,9 +108,25 @@ def test_it_is_served_uncached_to_any_origin(client: FlaskClient) -> None:
     assert response.mimetype == "application/json"
     assert response.headers["Cache-Control"] == "no-cache"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
-    assert response.get_json() == document()
+    assert response.get_json() == served_document()
     again = client.get("/openapi.json", headers={"If-None-Match": response.headers["ETag"]})
     assert again.status_code == 304 and again.headers["Cache-Control"] == "no-cache"
+
+
+def test_the_served_version_is_the_packages(client: FlaskClient) -> None:
+    served = client.get("/openapi.json").get_json()
+    assert served["info"]["version"] == metadata.version("visit-analytics")
+    # The file holds no version of its own that could fall behind the package's.
+    assert document()["info"]["version"] != served["info"]["version"]
+
+
+def test_the_version_is_filled_in_and_the_rest_kept() -> None:
+    filled = json.loads(openapi_body("9.8.7"))
+    assert filled["info"]["version"] == "9.8.7"
+    assert {**filled, "info": {**filled["info"], "version": "x"}} == {
+        **document(),
+        "info": {**document()["info"], "version": "x"},
+    }
 
 
 def test_the_counters_and_history_answers_match_their_schemas(client: FlaskClient) -> None:
