@@ -49,6 +49,7 @@ from analytics.counting import Hit, Kind, Outcome
 from analytics.embedded import EmbeddedRedis
 from analytics.services import build_services
 from analytics.settings import Settings
+from analytics.sites import DEMO_SITE
 from analytics.store import KeySpace
 from bench.cluster import Cluster, local_cluster
 from bench.load import (
@@ -477,6 +478,9 @@ def cluster_bench(
                 Settings(redis_url=cluster.url), registry=CollectorRegistry(), seed=False
             )
             try:
+                # The demo site too: the warm-up uses it, and a server seeds it only when no
+                # site is registered at all.
+                setup.sites.upsert(dict(DEMO_SITE))
                 for site in sites.values():
                     setup.sites.upsert({"id": site, "timezone": "UTC"})
             finally:
@@ -758,7 +762,10 @@ def bench(args: argparse.Namespace, wrk: str) -> tuple[str, list[str]]:
             clusters: list[ClusterResult] = []
             if args.cluster:
                 print("measuring on a Redis Cluster ...", file=sys.stderr, flush=True)
-                clusters = cluster_bench(args, wrk, configs, logs)
+                try:
+                    clusters = cluster_bench(args, wrk, configs, logs)
+                except (BenchError, OSError, redis.RedisError, RuntimeError) as err:
+                    problems.append(f"Redis Cluster: {err}")
                 problems += [f"{c.config.name}: {p}" for c in clusters for p in c.problems]
         skipped = [c for c in configs if c.skip]
         return report(args, results, skipped, days, clusters), problems
