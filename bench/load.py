@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources as importlib_resources
 from pathlib import Path
@@ -120,8 +120,16 @@ def _children_cpu() -> float:
 
 
 def run_wrk(
-    wrk: str, url: str, script: Path, *, duration: float, connections: int, threads: int
+    wrk: str,
+    url: str,
+    script: Path,
+    *,
+    duration: float,
+    connections: int,
+    threads: int,
+    script_args: Sequence[str] = (),
 ) -> WrkResult:
+    """One wrk run; ``script_args`` reach the script's ``init(args)``."""
     command = [
         wrk,
         f"--threads={threads}",
@@ -131,6 +139,8 @@ def run_wrk(
         f"--script={script}",
         url,
     ]
+    if script_args:
+        command += ["--", *script_args]
     before = _children_cpu()
     try:
         done = subprocess.run(
@@ -286,6 +296,7 @@ class RedisFigures:
     evalsha_usec: int
     evalsha_usec_per_call: float
     command_usec: int  # every command the service sent, the commands run by scripts not twice
+    command_calls: int  # calls of those commands
     cpu_seconds: float  # the redis-server process: user + system, every thread
 
 
@@ -298,16 +309,18 @@ def redis_figures(client: redis.Redis, cpu_before: float) -> RedisFigures:
     stats: dict[str, Any] = client.info("commandstats")
     inner = script_commands()
     evalsha = stats.get("cmdstat_evalsha", {})
-    command_usec = 0
+    command_usec = command_calls = 0
     for key, value in stats.items():
         name = key.removeprefix("cmdstat_").split("|", 1)[0].lower()
         if name not in inner and name not in BENCH_COMMANDS:
             command_usec += int(value["usec"])
+            command_calls += int(value["calls"])
     return RedisFigures(
         evalsha_calls=int(evalsha.get("calls", 0)),
         evalsha_usec=int(evalsha.get("usec", 0)),
         evalsha_usec_per_call=float(evalsha.get("usec_per_call", 0.0)),
         command_usec=command_usec,
+        command_calls=command_calls,
         cpu_seconds=redis_cpu(client) - cpu_before,
     )
 

@@ -54,17 +54,22 @@ COUNTERS_PATH = "/api/v1/sites/demo/counters"
 START_TIMEOUT = 30.0
 
 
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid``, whichever of its threads started them."""
+    kids: list[int] = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):  # a thread or process that has just exited
+            kids += [int(kid) for kid in listing.read_text().split()]
+    return kids
+
+
 def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its live children (gunicorn's master and workers)."""
-    total = process_cpu(pid)
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    try:
-        kids = children.read_text().split()
-    except OSError:
-        kids = []
-    for kid in kids:
-        with contextlib.suppress(OSError):  # a child that has just exited
-            total += process_cpu(int(kid))
+    """CPU seconds of a process and all its live descendants (a master and its workers)."""
+    total = 0.0
+    with contextlib.suppress(OSError):  # a process that has just exited
+        total += process_cpu(pid)
+    for kid in children(pid):
+        total += tree_cpu(kid)
     return total
 
 
@@ -94,20 +99,32 @@ class Running:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                # Its own process group, which stop() ends whole (workers included); a
+                # Ctrl-C in the terminal reaches the bench alone, which then stops it.
+                start_new_session=True,
                 preexec_fn=die_with_parent,
             )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise BenchError(f"{name} exited:\n{log.read_text(errors='replace')[-2000:]}")
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise BenchError(f"{self.name} exited:\n{tail}")
             try:
                 if http("GET", f"{self.base}/readyz")[0] == 200:
                     return
             except (urllib.error.URLError, OSError):
                 time.sleep(0.2)
-        raise BenchError(f"{name} did not become ready in {START_TIMEOUT:.0f} s")
+        raise BenchError(f"{self.name} did not become ready in {START_TIMEOUT:.0f} s")
 
     def stop(self) -> None:
+        """SIGTERM, then after 30 s SIGKILL; then any process left in its group is killed."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -115,6 +132,8 @@ class Running:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def warm_up(server: Running) -> None:

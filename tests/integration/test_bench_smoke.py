@@ -1,7 +1,9 @@
-"""The load benchmarks (bench/load.py, bench/servers.py) run end to end in quick mode, with wrk."""
+"""The load benchmarks (bench/load.py, bench/servers.py, bench/speed.py) run end to end in quick
+mode, with wrk."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +18,10 @@ needs_wrk = pytest.mark.skipif(
 )
 
 
-def quick(module: str, timeout: float) -> str:
+def quick(module: str, timeout: float, *options: str) -> str:
     """Runs ``python -m <module> --quick``; its standard output, once it exited 0."""
     result = subprocess.run(
-        [sys.executable, "-m", module, "--quick"],
+        [sys.executable, "-m", module, "--quick", *options],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -47,3 +49,26 @@ def test_the_server_comparison_runs_both_servers_and_prints_the_ratios() -> None
             assert f"{server:<17}{route:<10}" in output, output
     assert "ratio gunicorn/serve, beacon (req/s): " in output, output
     assert "ratio gunicorn/serve, counters (req/s): " in output, output
+
+
+@pytest.mark.slow
+@needs_wrk
+def test_the_speed_bench_of_serve_counts_every_beacon_and_prints_the_ratios() -> None:
+    output = quick("bench.speed", 120, "--only", "serve")
+    number = r"\d+\.\d\d"
+    header = "| server | beacon/trivial | counters/trivial | widget/trivial | badge/trivial |"
+    assert header in output, output
+    assert re.search(rf"^\| analytics serve( \| {number}){{4}} \|$", output, re.MULTILINE), output
+    # The counting check: 204 answers, total growth and the counted metric, all equal.
+    for run in ("beacon", "beacon at half rate"):
+        found = re.search(
+            rf"^\| analytics serve \| {run} \| \d+ \| (\d+) \| (\d+) \| (\d+) \|",
+            output,
+            re.MULTILINE,
+        )
+        assert found is not None, output
+        assert int(found[1]) > 0 and len(set(found.groups())) == 1, found[0]
+    assert "| analytics serve | trivial |" in output, output
+    assert "history bytes/day" in output, output
+    for server in ("gunicorn", "granian"):
+        assert f"| {server}" not in output, output  # --only

@@ -1,26 +1,19 @@
 """The same code on a real Redis Cluster of three masters (docs/operations.md, scaling).
 
-A module-scoped fixture starts three redis-server processes in cluster mode,
-joins them with CLUSTER MEET, splits the 16384 slots between them with CLUSTER
-ADDSLOTS and waits until every node reports ``cluster_state:ok``. The app then
-talks to it through ``redis+cluster://``, exactly as configured in production.
+A module-scoped fixture starts three redis-server processes in cluster mode
+(bench/cluster.py, which the benchmark uses too): joined with CLUSTER MEET, the
+16384 slots split between them with CLUSTER ADDSLOTS, ready once every node
+reports ``cluster_state:ok``. The app then talks to it through ``redis+cluster://``,
+exactly as configured in production.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
@@ -29,149 +22,23 @@ from redis.crc import key_slot
 
 from analytics import create_app
 from analytics.clock import FixedClock
-from analytics.embedded import die_with_parent, free_port, redis_server_binary
 from analytics.periods import WINDOWS
 from analytics.settings import Settings
 from analytics.store import KeySpace
-from tests.helpers import BROWSER_UA, EXAMPLE_INSTANT, counters, hit, wait_for
+from bench.cluster import MASTERS, Cluster, local_cluster
+from tests.helpers import BROWSER_UA, EXAMPLE_INSTANT, counters, hit
 
 pytestmark = pytest.mark.slow
 
-HOST = "127.0.0.1"
-SLOTS = 16384
-MASTERS = 3
-BUS_OFFSET = 10000  # Redis 6.2 always puts the cluster bus on port + 10000
-START_TIMEOUT = 30.0
 KEYS = KeySpace()
 HASH_TAG = re.compile(rb"\{([^}]+)\}")
-
-
-@dataclass(frozen=True)
-class Cluster:
-    ports: tuple[int, ...]
-    first_slots: tuple[int, ...]  # first slot of each master's range, in port order
-
-    @property
-    def url(self) -> str:
-        return f"redis+cluster://{HOST}:{self.ports[0]}"
-
-    def port_of_slot(self, slot: int) -> int:
-        owner = self.ports[0]
-        for port, first in zip(self.ports, self.first_slots, strict=True):
-            if slot >= first:
-                owner = port
-        return owner
-
-    def node(self, port: int) -> redis.Redis:
-        return redis.Redis(host=HOST, port=port, socket_timeout=5)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _cluster_ports(count: int) -> tuple[int, ...]:
-    """Free ports whose bus port (port + 10000) is a valid, free port too."""
-    ports: list[int] = []
-    for _ in range(200):
-        port = free_port(HOST)
-        if port + BUS_OFFSET <= 65535 and port not in ports and _port_free(port + BUS_OFFSET):
-            ports.append(port)
-            if len(ports) == count:
-                return tuple(ports)
-    raise RuntimeError("no free loopback ports for a Redis Cluster")
-
-
-def _cluster_info(client: redis.Redis) -> dict[str, str]:
-    raw = client.execute_command("CLUSTER", "INFO")
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    return dict(line.split(":", 1) for line in text.split() if ":" in line)
-
-
-def _wait(
-    condition: Callable[[], object],
-    what: str,
-    deadline: float,
-    processes: list[subprocess.Popen[bytes]],
-) -> None:
-    """Polls ``condition`` until it holds, a node dies, or the start-up deadline passes."""
-
-    def ready() -> object:
-        dead = [p.args[p.args.index("--port") + 1] for p in processes if p.poll() is not None]
-        if dead:
-            raise RuntimeError(f"redis-server on port(s) {', '.join(dead)} exited ({what})")
-        return condition()
-
-    wait_for(ready, f"the Redis Cluster ({what})", seconds=max(0.0, deadline - time.monotonic()))
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """Three cluster-enabled masters owning a third of the slots each; stopped afterwards."""
-    workdir = Path(tempfile.mkdtemp(prefix="analytics-test-cluster-"))
-    processes: list[subprocess.Popen[bytes]] = []
-    nodes: list[redis.Redis] = []
-    try:
-        ports = _cluster_ports(MASTERS)
-        for port in ports:
-            command = [
-                redis_server_binary(),
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", str(workdir / f"nodes-{port}.conf"),
-                "--port", str(port),
-                "--bind", HOST,
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(workdir),
-            ]  # fmt: skip
-            processes.append(
-                subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    preexec_fn=die_with_parent,  # the nodes die with pytest, come what may
-                )
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        cluster = Cluster(ports, tuple(i * SLOTS // MASTERS for i in range(MASTERS)))
-        nodes = [cluster.node(port) for port in ports]
-        for node in nodes:
-            _wait(node.ping, "ping", deadline, processes)
-        for port in ports[1:]:
-            nodes[0].execute_command("CLUSTER", "MEET", HOST, port)
-        bounds = [*cluster.first_slots, SLOTS]
-        for i, node in enumerate(nodes):
-            node.execute_command("CLUSTER", "ADDSLOTS", *range(bounds[i], bounds[i + 1]))
-
-        def ready() -> bool:
-            infos = [_cluster_info(node) for node in nodes]
-            return all(
-                info.get("cluster_state") == "ok"
-                and info.get("cluster_known_nodes") == str(MASTERS)
-                and info.get("cluster_slots_ok") == str(SLOTS)
-                for info in infos
-            )
-
-        _wait(ready, "cluster_state:ok on every node", deadline, processes)
-        yield cluster
-    finally:
-        for node in nodes:
-            node.close()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with local_cluster(MASTERS) as started:
+        yield started
 
 
 @pytest.fixture
