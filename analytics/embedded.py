@@ -53,7 +53,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def die_with_parent() -> None:
-    """Runs in the child before exec: Redis gets SIGTERM if the service dies without stopping it."""
+    """Asks for SIGTERM when the parent dies (Linux): a child of the service (the embedded Redis,
+    before exec; a web worker) must not outlive it, however it ends."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 

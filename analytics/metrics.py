@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -24,7 +25,7 @@ from prometheus_client import (
 )
 from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from analytics.counting import Outcome
@@ -58,6 +59,27 @@ def single_process() -> None:
     """
     if os.environ.pop(MULTIPROC_ENV, None) is not None:
         values.ValueClass = values.MutexValue
+
+
+def share_between_processes(path: Path) -> None:
+    """Writes this process's metrics, and those of the processes it starts from now on, to
+    ``path``, where a scrape of any of them sums them all."""
+    os.environ[MULTIPROC_ENV] = str(path)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def forget_dead_processes(path: str) -> None:
+    """Drops the live gauges of worker processes that have exited (a worker restarted after a
+    crash leaves its files); their counters stay, for their counts are part of the total."""
+    for pid in {name.rsplit("_", 1)[-1].removesuffix(".db") for name in os.listdir(path)}:
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            mark_process_dead(int(pid), path)  # type: ignore[no-untyped-call]
+        except PermissionError:
+            pass  # alive, another user's
 
 
 @dataclass(frozen=True)
@@ -263,6 +285,7 @@ class Metrics:
         from Redis now."""
         path = multiprocess_dir()
         if path is not None:
+            forget_dead_processes(path)
             shared = CollectorRegistry()
             MultiProcessCollector(shared, path=path)  # type: ignore[no-untyped-call]
             own = generate_latest(shared)

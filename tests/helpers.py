@@ -131,9 +131,10 @@ def ok_json(settings: Settings, *args: str) -> Any:
 
 
 @contextmanager
-def serving(workdir: Path, port: int, **env: str) -> Iterator[subprocess.Popen[str]]:
+def serving(workdir: Path, port: int, *args: str, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """`analytics serve` on ``port`` with ``args``, its data in ``workdir``, during the block."""
     process = subprocess.Popen(
-        [ANALYTICS, "serve", "--port", str(port)],
+        [ANALYTICS, "serve", "--port", str(port), *args],
         cwd=workdir,
         # No read cache, so a read straight after a hit sees it.
         env=service_env(workdir / "data", ANALYTICS_READ_CACHE_SECONDS="0", **env),

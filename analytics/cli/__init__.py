@@ -10,7 +10,7 @@ import click
 
 from analytics.cli.admin import ADMIN_COMMANDS
 from analytics.cli.output import fail, print_error
-from analytics.cli.serve import Stop, build_server, handle_stop_signals, scheduler, serve
+from analytics.cli.serve import Stop, build_server, handle_stop_signals, scheduler, serve, web
 from analytics.errors import AnalyticsError
 from analytics.logs import configure_logging
 from analytics.metrics import single_process
@@ -18,7 +18,7 @@ from analytics.settings import Settings
 
 __all__ = ["Stop", "build_server", "cli", "handle_stop_signals", "main"]
 
-SERVICE_COMMANDS = ("serve", "scheduler")
+SERVICE_COMMANDS = ("serve", "web", "scheduler")
 """The long-running commands, which log their work; the others log warnings and errors only."""
 
 
@@ -76,7 +76,7 @@ def cli(ctx: click.Context) -> None:
         logging.getLogger().setLevel(logging.ERROR)
 
 
-for command in (serve, scheduler, *ADMIN_COMMANDS):
+for command in (serve, web, scheduler, *ADMIN_COMMANDS):
     cli.add_command(command)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import signal
+import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -15,6 +16,7 @@ from analytics.cli.connection import redis_for
 from analytics.embedded import EmbeddedRedis
 from analytics.errors import AnalyticsError, SettingsError
 from analytics.scheduler import build_scheduler
+from analytics.server import check_port, metrics_directory, serve_workers
 from analytics.services import build_services
 from analytics.settings import Settings
 
@@ -79,41 +81,89 @@ def build_server(app: WSGIApplication, *, host: str, port: int, threads: int) ->
     )
 
 
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-def serve(host: str, port: int) -> None:
-    """The whole service on one machine: web server and, without a Redis URL, an embedded Redis."""
-    from analytics import create_app
+HOST = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+PORT = click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+WORKERS = click.option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Web worker processes [default: the workers setting: the CPUs this process may use].",
+)
 
+
+def url_of(host: str, port: int) -> str:
+    return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+
+
+@click.command()
+@HOST
+@PORT
+@WORKERS
+def serve(host: str, port: int, workers: int | None) -> None:
+    """The whole service on one machine: web workers, the scheduler and, without a Redis URL, an
+    embedded Redis."""
     settings = Settings.load()
-    handle_stop_signals()
-    with redis_for(settings) as ready:
-        services = build_services(ready)
-        app = create_app(services=services)
-        try:
-            server = build_server(app, host=host, port=port, threads=ready.threads)
-        except OSError as err:
-            raise cannot_listen(err, host, port, "--port") from None
+    try:
+        check_port(host, port)
+    except OSError as err:
+        raise cannot_listen(err, host, port, "--port") from None
+    with redis_for(settings) as ready, metrics_directory():
+        services = build_services(ready)  # registers the sites once, before any worker starts
         scheduler = build_scheduler(services.housekeeper)
-        base = f"http://{host if ':' not in host else f'[{host}]'}:{server.effective_port}"
+        base = url_of(host, port)
         admin_off = " (off until ANALYTICS_ADMIN_TOKEN is set)" if ready.admin_token is None else ""
-        try:
+        count = workers or ready.workers
+
+        def listening() -> None:
             scheduler.start()
-            log.info("serving", extra={"event": "start", "component": "serve", "url": base})
-            click.echo(f"visit-analytics is serving on {base}")
+            log.info(
+                "serving",
+                extra={"event": "start", "component": "serve", "url": base, "workers": count},
+            )
+            click.echo(f"visit-analytics is serving on {base} ({count} workers)")
             click.echo(f"  demo page with the box of the site 'demo': {base}/demo")
             click.echo(f"  its counters: {base}/api/v1/sites/demo/counters")
             click.echo(f"  admin page: {base}/admin{admin_off}")
-            server.run()
-        except Stop:
-            log.info("stopping", extra={"event": "stop", "component": "serve"})
+
+        try:
+            serve_workers(ready, host=host, port=port, workers=count, on_listening=listening)
         finally:
-            server.close()
-            # Let the worker threads finish the hits already accepted before Redis goes.
-            server.task_dispatcher.shutdown(timeout=10)
+            log.info("stopping", extra={"event": "stop", "component": "serve"})
             if scheduler.running:
                 scheduler.shutdown(wait=True)
+
+
+@click.command()
+@HOST
+@PORT
+@WORKERS
+def web(host: str, port: int, workers: int | None) -> None:
+    """The web tier alone, on the configured Redis: for deployments that run several of them and
+    one `analytics scheduler`."""
+    settings = Settings.load()
+    if settings.redis_url is None:
+        raise SettingsError(
+            "ANALYTICS_REDIS_URL", "is unset: the web tier alone needs the deployment's Redis"
+        )
+    try:
+        check_port(host, port)
+    except OSError as err:
+        raise cannot_listen(err, host, port, "--port") from None
+    count = workers or settings.workers
+    with metrics_directory():
+        build_services(settings).store.close()  # the sites file, registered once
+
+        def listening() -> None:
+            log.info(
+                "serving",
+                extra={"event": "start", "component": "web", "url": url_of(host, port)},
+            )
+            click.echo(f"visit-analytics web tier on {url_of(host, port)} ({count} workers)")
+
+        try:
+            serve_workers(settings, host=host, port=port, workers=count, on_listening=listening)
+        finally:
+            log.info("stopping", extra={"event": "stop", "component": "web"})
 
 
 @click.command()
@@ -138,7 +188,13 @@ def scheduler(metrics_port: int | None, metrics_host: str) -> None:
             "is unset and no `analytics serve` runs on the data directory: "
             "the scheduler alone needs the Redis of the web service",
         )
-    handle_stop_signals()
+    stop = threading.Event()
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
     with redis_for(settings, share_running=True) as ready:
         services = build_services(ready, seed=False)
         if metrics_port is not None:
@@ -148,13 +204,13 @@ def scheduler(metrics_port: int | None, metrics_host: str) -> None:
                 )
             except OSError as err:
                 raise cannot_listen(err, metrics_host, metrics_port, "--metrics-port") from None
-        runner = build_scheduler(services.housekeeper, blocking=True)
+        # In threads of its own: the signal only sets ``stop``, and the jobs never see it land.
+        runner = build_scheduler(services.housekeeper)
+        runner.start()
         click.echo("visit-analytics scheduler running")
         log.info("scheduler running", extra={"event": "start", "component": "scheduler"})
         try:
-            runner.start()
-        except Stop:
-            log.info("stopping", extra={"event": "stop", "component": "scheduler"})
+            stop.wait()
         finally:
-            if runner.running:
-                runner.shutdown(wait=True)
+            log.info("stopping", extra={"event": "stop", "component": "scheduler"})
+            runner.shutdown(wait=True)

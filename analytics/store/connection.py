@@ -4,6 +4,7 @@ every store operation and turns every driver error into the service's own."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,7 +67,12 @@ class StoreError(AnalyticsError):
 
 def connect(url: str, *, timeout: float = 2.0) -> RedisClient:
     """A client for ``url``; ``redis+cluster://`` and ``rediss+cluster://`` reach a Cluster."""
-    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        # CLIENT LIST names each process of the service: which are connected, and from where.
+        "client_name": f"visit-analytics-{os.getpid()}",
+    }
     # One quick retry covers a dropped connection; a Redis that is down must fail fast, not
     # hold a beacon for seconds of backoff.
     retry = Retry(ExponentialBackoff(cap=0.05, base=0.01), 1)

@@ -148,8 +148,13 @@ def test_admin_commands_print_no_log_lines(settings: Settings, tmp_path: Path) -
     assert json.loads(embedded.stdout)["id"] == "x"
 
 
-def stderr_on_a_terminal(*args: str, expect: int = 5, **env: str) -> str:
-    """Runs the command with a terminal (a pty) as its stderr; returns what it wrote there."""
+def stderr_on_a_terminal(
+    *args: str, expect: int = 5, stop_at: str | None = None, **env: str
+) -> str:
+    """Runs the command with a terminal (a pty) as its stderr; returns what it wrote there.
+
+    With ``stop_at``, a command that runs until stopped gets SIGTERM once it wrote that text.
+    """
     main, terminal = os.openpty()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
     try:
@@ -170,29 +175,44 @@ def stderr_on_a_terminal(*args: str, expect: int = 5, **env: str) -> str:
             if not chunk:
                 break
             written += chunk
+            if stop_at is not None and stop_at.encode() in written and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
         assert process.wait(60) == expect
     finally:
         os.close(main)
     return written.decode().replace("\r\n", "\n")
 
 
-@pytest.mark.slow
-def test_logs_are_text_on_a_terminal_and_json_otherwise(tmp_path: Path, taken_port: int) -> None:
-    # `serve` logs the embedded Redis's start and stop, then stops on the taken port.
-    args = ("serve", "--port", str(taken_port))
-    data = {"ANALYTICS_DATA_DIR": str(tmp_path / "data")}
-    lines = stderr_on_a_terminal(*args, expect=1, **data).splitlines()
-    assert any(" INFO analytics.embedded embedded Redis ready" in line for line in lines), lines
+# The scheduler logs its start and, with Redis down, a warning per job; it runs until stopped.
+SCHEDULER = ("scheduler",)
+STARTED = "scheduler running"
+
+
+def test_logs_are_text_on_a_terminal_and_json_otherwise() -> None:
+    down = {"ANALYTICS_REDIS_URL": DOWN}
+    lines = stderr_on_a_terminal(*SCHEDULER, expect=0, stop_at="failed", **down).splitlines()
+    assert any(f" INFO analytics {STARTED}" in line for line in lines), lines
+    assert any(" WARNING analytics.store redis error" in line for line in lines), lines
     assert not any(line.startswith("{") for line in lines)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
-    piped = subprocess.run(
-        [ANALYTICS, *args], env={**environ, **data}, capture_output=True, text=True, timeout=60
+    piped = subprocess.Popen(
+        [ANALYTICS, *SCHEDULER],
+        env={**environ, **down},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    logged = [json.loads(line) for line in piped.stderr.splitlines() if line.startswith("{")]
-    assert ("info", "analytics.embedded") in [(e["level"], e["logger"]) for e in logged]
+    assert piped.stderr is not None
+    logged = [json.loads(piped.stderr.readline()) for _ in range(2)]
+    piped.send_signal(signal.SIGTERM)
+    assert piped.wait(30) == 0
+    piped.stderr.close()
+    assert ("info", STARTED) in [(e["level"], e["message"]) for e in logged]
     # The setting, when given, wins on a terminal too.
-    chosen = stderr_on_a_terminal(*args, expect=1, ANALYTICS_LOG_FORMAT="json", **data)
-    assert json.loads(chosen.splitlines()[0])["logger"] == "analytics.embedded"
+    chosen = stderr_on_a_terminal(
+        *SCHEDULER, expect=0, stop_at="failed", ANALYTICS_LOG_FORMAT="json", **down
+    )
+    assert json.loads(chosen.splitlines()[0])["message"] == STARTED
 
 
 def test_an_admin_command_on_a_terminal_says_only_what_stopped_it() -> None:
@@ -206,13 +226,18 @@ def test_log_format_in_the_config_file_wins_on_a_terminal_too(tmp_path: Path) ->
     config = tmp_path / "analytics.toml"
     config.write_text('log_format = "json"\n', encoding="utf-8")
     from_file = stderr_on_a_terminal(
-        "sites", "list", ANALYTICS_REDIS_URL=DOWN, ANALYTICS_CONFIG=str(config)
+        *SCHEDULER,
+        expect=0,
+        stop_at="failed",
+        ANALYTICS_REDIS_URL=DOWN,
+        ANALYTICS_CONFIG=str(config),
     )
-    assert json.loads(from_file.splitlines()[0])["event"] == "redis_error"
+    assert json.loads(from_file.splitlines()[0])["message"] == STARTED
     # The variable, empty, means the default: that one yields to the terminal, over the file.
     emptied = stderr_on_a_terminal(
-        "sites",
-        "list",
+        *SCHEDULER,
+        expect=0,
+        stop_at="failed",
         ANALYTICS_REDIS_URL=DOWN,
         ANALYTICS_CONFIG=str(config),
         ANALYTICS_LOG_FORMAT="",

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from analytics.embedded import free_port
 from analytics.services import build_services
-from analytics.settings import Settings
+from analytics.settings import Settings, usable_cpus
 from tests.helpers import (
     ANALYTICS,
     BROWSER_UA,
@@ -171,3 +171,127 @@ def test_the_scheduler_alone_needs_a_redis(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "ANALYTICS_REDIS_URL" in result.stderr
     assert not (tmp_path / "data" / "analytics.lock").exists()  # it took no data directory
+
+
+def worker_pids(server: subprocess.Popen[str]) -> set[int]:
+    """The web workers of a running `analytics serve`: its children that serve the app."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    found = set()
+    for child in children:
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        if b"spawn_main" in command:
+            found.add(int(child))
+    return found
+
+
+def scraped(port: int, series: str) -> float | None:
+    """The value of one series (name and labels as exposed) in a scrape of /metrics."""
+    status, body = http_get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200
+    for line in body.decode().splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    return None
+
+
+COUNTED = 'analytics_hits_total{outcome="counted"}'
+CLOSED = 'analytics_scheduler_last_success_timestamp_seconds{task="close_periods"}'
+
+
+def test_two_workers_answer_one_count_and_their_metrics_are_summed(tmp_path: Path) -> None:
+    port = free_port()
+    with serving(tmp_path, port, "--workers", "2") as server:
+        wait_for(lambda: len(worker_pids(server)) == 2, "two workers")
+        first = worker_pids(server)
+        assert [_post_hit(port, n) for n in range(40)] == [204] * 40  # a connection each
+        # Every scrape, whichever worker answers it, sums both workers and the scheduler.
+        for _ in range(10):
+            assert scraped(port, COUNTED) == 40
+            assert (scraped(port, CLOSED) or 0) > 0  # the scheduler, in the server itself
+        redis_socket = tmp_path / "data" / "redis.sock"
+        client = redis.Redis(unix_socket_path=str(redis_socket))
+        names = {c["name"] for c in client.client_list() if c["name"].startswith("visit-")}
+        assert {f"visit-analytics-{pid}" for pid in first} <= names  # both served hits
+        # A worker killed is started again; what it counted stays in the sums.
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            lambda: len(worker_pids(server)) == 2 and victim not in worker_pids(server),
+            "the worker started again",
+        )
+        assert [_post_hit(port, n) for n in range(40, 50)] == [204] * 10
+        for _ in range(10):
+            assert scraped(port, COUNTED) == 50
+        assert _totals(port)["total"]["pageviews"] == 50
+        client.close()
+
+
+def worker_pids_left(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (a zombie that nobody reaps has ended)."""
+    left = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            left.add(pid)
+    return left
+
+
+def test_workers_end_with_their_server_however_it_ends(tmp_path: Path) -> None:
+    port = free_port()
+    with serving(tmp_path, port, "--workers", "2") as server:
+        wait_for(lambda: len(worker_pids(server)) == 2, "two workers")
+        workers = worker_pids(server)
+        server.kill()  # SIGKILL: no stop of its own
+        server.wait(10)
+        wait_for(lambda: not worker_pids_left(workers), "the workers to end")
+
+
+def test_the_workers_default_to_the_cpus_this_process_may_use(tmp_path: Path) -> None:
+    port = free_port()
+    with serving(tmp_path, port) as server:
+        wait_for(lambda: len(worker_pids(server)) == usable_cpus(), "the default workers")
+
+
+def test_the_web_tier_alone_serves_without_a_scheduler(tmp_path: Path, redis_url: str) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [ANALYTICS, "web", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path,
+        env=service_env(tmp_path / "data", ANALYTICS_REDIS_URL=redis_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200, "web")
+        assert _post_hit(port, 1) == 204
+        assert scraped(port, COUNTED) == 1
+        assert scraped(port, CLOSED) is None  # no scheduler in the web tier
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        assert process.stdout is not None
+        output = process.stdout.read()
+        process.stdout.close()
+    assert "web tier on http://127.0.0.1:" in output
+    assert "housekeeping" not in output
+
+
+def test_the_web_tier_needs_a_redis(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [ANALYTICS, "web"],
+        cwd=tmp_path,
+        env=service_env(tmp_path / "data"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "ANALYTICS_REDIS_URL" in result.stderr
