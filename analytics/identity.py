@@ -13,6 +13,7 @@ import ipaddress
 import secrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from threading import Lock
 
 from analytics.clock import Clock
@@ -42,6 +43,7 @@ def visitor_id(salt: bytes, site_id: str, client_ip: str, user_agent: str) -> st
     return _keyed(salt, "visitor", site_id, client_ip, user_agent)
 
 
+@lru_cache(maxsize=65536)
 def network_of(client_ip: str) -> str:
     """The unit one client controls: an IPv4 address, or the /64 of an IPv6 one."""
     try:

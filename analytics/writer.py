@@ -4,8 +4,8 @@ batch, and each request waits for its own outcome (a group commit)."""
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 
 from analytics.errors import AnalyticsError, StoreUnavailable
@@ -16,16 +16,28 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256
 """Hits written in one pipeline at most; a longer queue is written in several."""
 WAIT_SECONDS = 30.0
-"""How long a request waits for its batch: longer than any Redis timeout, so it never fires
+"""How long a request waits for its batch: longer than any Redis timeout, so it never runs out
 unless the writer itself is stuck."""
+
+
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
 
 
 @dataclass
 class _Pending:
     write: HitWrite
-    done: threading.Event = field(default_factory=threading.Event)
+    # Released by the writer once the outcome is in: a lock taken twice is the cheapest wait
+    # there is (an Event would add a Condition and a list of waiters per hit).
+    done: threading.Lock = field(default_factory=_held_lock)
     outcome: str | None = None
     error: AnalyticsError | None = None
+
+    def finish(self, outcome: str | None, error: AnalyticsError | None) -> None:
+        self.outcome, self.error = outcome, error
+        self.done.release()
 
 
 class HitWriter:
@@ -41,8 +53,7 @@ class HitWriter:
     def __init__(self, store: CountStore, max_batch: int = MAX_BATCH) -> None:
         self._store = store
         self._max_batch = max_batch
-        self._queue: deque[_Pending] = deque()
-        self._ready = threading.Condition(threading.Lock())
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._started_lock = threading.Lock()
@@ -52,14 +63,12 @@ class HitWriter:
 
         Raises what the store raises for it (StoreUnavailable when Redis is away).
         """
+        if self._stopping:
+            raise StoreUnavailable("the service is stopping")
         self._ensure_started()
         pending = _Pending(hit)
-        with self._ready:
-            if self._stopping:
-                raise StoreUnavailable("the service is stopping")
-            self._queue.append(pending)
-            self._ready.notify()
-        if not pending.done.wait(WAIT_SECONDS):
+        self._queue.put(pending)
+        if not pending.done.acquire(timeout=WAIT_SECONDS):
             raise StoreUnavailable()
         if pending.error is not None:
             raise pending.error
@@ -68,9 +77,8 @@ class HitWriter:
 
     def close(self, timeout: float = 10.0) -> None:
         """Writes what is queued, then stops the writer's thread."""
-        with self._ready:
-            self._stopping = True
-            self._ready.notify()
+        self._stopping = True
+        self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -87,34 +95,38 @@ class HitWriter:
 
     def _run(self) -> None:
         while True:
-            with self._ready:
-                while not self._queue and not self._stopping:
-                    self._ready.wait()
-                if not self._queue:
-                    return
-                batch = [
-                    self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
-                ]
-            self._write(batch)
+            first = self._queue.get()
+            batch = [] if first is None else [first]
+            stop = first is None
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                else:
+                    batch.append(more)
+            if batch:
+                self._write(batch)
+            if stop and self._queue.empty():
+                return
 
     def _write(self, batch: list[_Pending]) -> None:
         try:
             outcomes = self._store.record_hits([p.write for p in batch])
         except AnalyticsError as err:
             for pending in batch:
-                pending.error = err
-                pending.done.set()
+                pending.finish(None, err)
             return
         except Exception as err:  # never leave a request waiting on a bug
             log.exception("the hit writer failed", exc_info=err)
             failure = AnalyticsError("the hit could not be written")
             for pending in batch:
-                pending.error = failure
-                pending.done.set()
+                pending.finish(None, failure)
             return
         for pending, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, AnalyticsError):
-                pending.error = outcome
+                pending.finish(None, outcome)
             else:
-                pending.outcome = outcome
-            pending.done.set()
+                pending.finish(outcome, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -65,12 +66,17 @@ STATUS = {
 Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+SPACE = re.compile(r"\s")
+r"""Whitespace as str.isspace() sees it (re's \s on str patterns is the same test)."""
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+    return CONTROL.search(text) is not None
 
 
 def _has_space(text: str) -> bool:
-    return any(c.isspace() for c in text)
+    return SPACE.search(text) is not None
 
 
 def _text(data: Mapping[str, Any], name: str, *, required: bool) -> str | None:
