@@ -3,17 +3,25 @@ read path)."""
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from functools import cached_property
+from typing import Any, TypeVar, cast
 
 from analytics.clock import Clock, epoch_ms
 from analytics.errors import StoreUnavailable
 from analytics.periods import WINDOWS, Period, local_date, windows_at
 from analytics.sites import METRICS, Offsets, Site, SiteRegistry
 from analytics.store import CountStore
+
+T = TypeVar("T")
+_MISSING = object()
+MAX_RENDERED = 32
+"""Renderings kept per document: the options a site's pages use, not every query a client
+can make up."""
 
 ONLINE = "online"
 """The row of the box, and the value of the widget, that is no window but the online count."""
@@ -51,6 +59,26 @@ class Counters:
     def value(self, row: str, metric: str) -> int:
         """The online count (row ``online``), or one metric of one window."""
         return self.online if row == ONLINE else self.windows[row].metric(metric)
+
+    @cached_property
+    def json_bytes(self) -> bytes:
+        """The document as the API answers it, serialised once however often it is read."""
+        text = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8") + b"\n"
+
+    def rendered(self, key: Hashable, render: Callable[[], T]) -> T:
+        """``render()``'s result for this document, made once per ``key`` (a box or a badge of
+        given options); a bounded number of keys is kept, the rest rendered each time."""
+        found = self._rendered.get(key, _MISSING)
+        if found is _MISSING:
+            found = render()
+            if len(self._rendered) < MAX_RENDERED:
+                self._rendered[key] = found
+        return cast(T, found)
+
+    @cached_property
+    def _rendered(self) -> dict[Hashable, object]:
+        return {}
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {

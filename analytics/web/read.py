@@ -14,7 +14,8 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.get("/api/v1/sites/<site_id>/counters")
     def counters(site_id: str) -> Response:
-        response = jsonify(svc.reading.counters(site_id).to_json())
+        doc = svc.reading.counters(site_id)
+        response = Response(doc.json_bytes, mimetype="application/json")
         response.headers["Cache-Control"] = "no-cache"
         return response
 

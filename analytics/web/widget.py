@@ -79,7 +79,8 @@ def blueprint(svc: Services) -> Blueprint:
     def box(site_id: str) -> Response:
         doc = _counters_of(site_id)
         options = box_options(request.args)
-        response = Response(box_page(doc, options), mimetype="text/html")
+        page = doc.rendered(("box", options), lambda: box_page(doc, options))
+        response = Response(page, mimetype="text/html")
         response.headers["Cache-Control"] = "public, max-age=10"
         # A page for iframes on any site, which runs nothing and loads nothing.
         response.headers["Content-Security-Policy"] = INERT_PAGE_POLICY
@@ -87,7 +88,9 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.get("/badge/<site_id>.svg")
     def badge(site_id: str) -> Response:
-        svg = badge_for(_counters_of(site_id), request.args)
+        doc = _counters_of(site_id)
+        args = request.args.to_dict()
+        svg = doc.rendered(("badge", *sorted(args.items())), lambda: badge_for(doc, args))
         response = Response(svg, mimetype="image/svg+xml")
         response.headers["Cache-Control"] = "public, max-age=30"
         response.headers["Content-Security-Policy"] = INERT_PAGE_POLICY
