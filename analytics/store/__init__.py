@@ -17,7 +17,13 @@ from analytics.store.connection import (
     StoreError,
     connect,
 )
-from analytics.store.counts import CountStore, HitLimits, HitWrite, WindowCounts
+from analytics.store.counts import (
+    MAX_HITS_PER_CALL,
+    CountStore,
+    HitLimits,
+    HitWrite,
+    WindowCounts,
+)
 from analytics.store.history import HistoryStore
 from analytics.store.keys import KeySpace
 from analytics.store.locks import Locks
@@ -26,6 +32,7 @@ from analytics.store.salts import SaltStore
 from analytics.store.sites import SiteStore
 
 __all__ = [
+    "MAX_HITS_PER_CALL",
     "OPERATIONS",
     "AuditStore",
     "Connection",

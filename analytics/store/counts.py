@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 from redis.exceptions import NoScriptError
@@ -27,10 +28,19 @@ class HitLimits:
 
 @dataclass(frozen=True)
 class HitWrite:
-    """One hit as the hit script takes it (store/lua/hit.lua): its keys and its arguments."""
+    """One hit as the hit script takes it (store/lua/hit.lua): what it shares with the other
+    hits of its site, local day and kind, which one call passes once, and what is its own."""
 
-    keys: Sequence[str]
-    args: Sequence[str | int]
+    shared_keys: tuple[str, ...]
+    """The online set, the site's settings, and the pairs of the periods it adds to."""
+    shared_args: tuple[int, ...]
+    """How many periods, then the site's limits."""
+    own_keys: tuple[str, str, str]
+    own_args: tuple[int, str, str]
+
+
+MAX_HITS_PER_CALL = 64
+"""Hits counted by one script call at most: Redis runs nothing else while a script runs."""
 
 
 @dataclass(frozen=True)
@@ -73,49 +83,76 @@ class CountStore:
         ``period_keys()``), under the limits of its site."""
         k = self._conn.keys
         minute = now_ms // 60_000
-        keys = (
-            k.online(site_id),
-            k.reload_guard(site_id, visitor, page),
-            k.visitor_rate(site_id, visitor, minute),
-            k.network_rate(site_id, network, minute),
-            k.site_config(site_id),
-            *period_keys,
+        return HitWrite(
+            shared_keys=(k.online(site_id), k.site_config(site_id), *period_keys),
+            shared_args=(
+                len(period_keys) // 2,
+                limits.session_timeout_ms,
+                limits.online_keep_ms,
+                limits.reload_ms,
+                limits.per_visitor,
+                limits.per_network,
+            ),
+            own_keys=(
+                k.reload_guard(site_id, visitor, page),
+                k.visitor_rate(site_id, visitor, minute),
+                k.network_rate(site_id, network, minute),
+            ),
+            own_args=(now_ms, kind, visitor),
         )
-        args = (
-            now_ms,
-            kind,
-            visitor,
-            limits.session_timeout_ms,
-            limits.online_keep_ms,
-            limits.reload_ms,
-            limits.per_visitor,
-            limits.per_network,
-        )
-        return HitWrite(keys, args)
 
     def record_hits(self, writes: Sequence[HitWrite]) -> list[str | AnalyticsError]:
-        """Counts each hit atomically, all in one pipelined round trip; returns each script's
-        outcome, or the error of that hit alone. Raises when the batch as a whole failed."""
-        if len(writes) == 1:
-            with self._conn.call("record_hit"):
-                return [text(self._hit(keys=writes[0].keys, args=writes[0].args))]
+        """Counts each hit atomically, in order, in one round trip: one script call for the hits
+        that share a site, day and kind (up to ``MAX_HITS_PER_CALL``), the calls pipelined.
+        Returns each hit's outcome, or the error of its call; raises when the batch as a whole
+        failed."""
+        calls: dict[tuple[tuple[str, ...], tuple[int, ...]], list[list[int]]] = {}
+        for n, write in enumerate(writes):
+            chunks = calls.setdefault((write.shared_keys, write.shared_args), [[]])
+            if len(chunks[-1]) == MAX_HITS_PER_CALL:
+                chunks.append([])
+            chunks[-1].append(n)
+        batches = [(shared, chunk) for shared, chunks in calls.items() for chunk in chunks]
         with self._conn.call("record_hit"):
-            # EVALSHA itself, not the Script object: a pipeline holding scripts asks SCRIPT
-            # EXISTS before every batch; a missing script is loaded below, once, instead.
-            pipe = self._conn.client.pipeline(transaction=False)
-            for write in writes:
-                pipe.evalsha(self._hit.sha, len(write.keys), *write.keys, *write.args)
-            results = pipe.execute(raise_on_error=False)
-        outcomes: list[str | AnalyticsError] = []
-        for write, result in zip(writes, results, strict=True):
+            if len(batches) == 1:
+                ((shared, chunk),) = batches
+                results: list[object] = [self._call(shared, [writes[n] for n in chunk])]
+            else:
+                # EVALSHA itself, not the Script object: a pipeline holding scripts asks SCRIPT
+                # EXISTS before every batch; a missing script is loaded below, once, instead.
+                pipe = self._conn.client.pipeline(transaction=False)
+                for shared, chunk in batches:
+                    keys, args = self._arguments(shared, [writes[n] for n in chunk])
+                    pipe.evalsha(self._hit.sha, len(keys), *keys, *args)
+                results = pipe.execute(raise_on_error=False)
+        outcomes: list[str | AnalyticsError] = [""] * len(writes)
+        for (shared, chunk), result in zip(batches, results, strict=True):
             if isinstance(result, NoScriptError):  # Redis restarted without its scripts
                 with self._conn.call("record_hit"):
-                    result = self._hit(keys=write.keys, args=write.args)
-            if isinstance(result, redis.RedisError):
-                outcomes.append(self._conn.wrap("record_hit", result))
-            else:
-                outcomes.append(text(result))
+                    result = self._call(shared, [writes[n] for n in chunk])
+            for position, n in enumerate(chunk):
+                if isinstance(result, redis.RedisError):
+                    outcomes[n] = self._conn.wrap("record_hit", result)
+                else:
+                    outcomes[n] = text(cast(list[bytes], result)[position])
         return outcomes
+
+    @staticmethod
+    def _arguments(
+        shared: tuple[tuple[str, ...], tuple[int, ...]], writes: Sequence[HitWrite]
+    ) -> tuple[list[str], list[str | int]]:
+        keys: list[str] = list(shared[0])
+        args: list[str | int] = list(shared[1])
+        for write in writes:
+            keys += write.own_keys
+            args += write.own_args
+        return keys, args
+
+    def _call(
+        self, shared: tuple[tuple[str, ...], tuple[int, ...]], writes: Sequence[HitWrite]
+    ) -> object:
+        keys, args = self._arguments(shared, writes)
+        return self._hit(keys=keys, args=args)
 
     def read_windows(
         self, site_id: str, windows: Sequence[Period], online_since_ms: int
