@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -295,3 +296,27 @@ def test_the_web_tier_needs_a_redis(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "ANALYTICS_REDIS_URL" in result.stderr
+
+
+def test_beacons_share_a_kept_alive_connection(tmp_path: Path) -> None:
+    port = free_port()
+    with serving(tmp_path, port, "--workers", "1"):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            sockets = set()
+            for n in range(5):
+                body = json.dumps({"site": "demo", "url": f"https://example.vn/{n}"})
+                connection.request(
+                    "POST",
+                    "/api/v1/hit",
+                    body=body,
+                    headers={"Content-Type": "text/plain", "User-Agent": BROWSER_UA},
+                )
+                response = connection.getresponse()
+                assert response.status == 204 and response.read() == b""
+                assert response.getheader("Connection", "").lower() != "close"
+                sockets.add(id(connection.sock))
+            assert len(sockets) == 1  # one connection carried all five
+        finally:
+            connection.close()
+        assert _totals(port)["total"]["pageviews"] == 5
