@@ -76,6 +76,23 @@ class Server:
         lines = self.log.read_text().splitlines()
         return [json.loads(line) for line in lines if not line.startswith("visit-analytics web ")]
 
+    def hit_until_counted_by(self, workers: set[int], sent: int) -> int:
+        """Hits, each on a fresh connection, until every one of ``workers`` has counted one
+        (which worker takes a connection is the kernel's choice, and one still starting
+        takes none); the number of hits sent in all, ``sent`` before these included."""
+        served: set[int] = set()
+        count = sent
+
+        def one() -> bool:
+            nonlocal count
+            assert self.hit(count) == 204
+            count += 1
+            served.update(self.counting())
+            return workers <= served
+
+        wait_for(one, f"hits counted by the workers {sorted(workers)}")
+        return count
+
     def metrics_dirs(self) -> list[Path]:
         """The metrics directories of the servers started with this test's TMPDIR."""
         return sorted(self.tmp.glob("analytics-metrics-*"))
@@ -170,14 +187,7 @@ def server(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Ite
 
 
 def test_metrics_add_up_every_worker_and_survive_a_worker_restart(server: Server) -> None:
-    sent = 0
-    served: set[int] = set()
-    # Each hit on a fresh connection; both workers take some within a bounded number.
-    while served != server.workers():
-        assert sent < 500, "one worker took every request"
-        assert server.hit(sent) == 204
-        sent += 1
-        served |= server.counting()
+    sent = server.hit_until_counted_by(server.workers(), 0)
     for _ in range(20):
         assert server.hit(sent) == 204
         sent += 1
@@ -203,12 +213,7 @@ def test_metrics_add_up_every_worker_and_survive_a_worker_restart(server: Server
     assert not live_gauges.exists()  # dropped at scrape: its live gauges left with it
     assert (metrics_dir / f"counter_{victim}.db").exists()  # its counts stay in the sums
 
-    served = set()
-    while not served & new:
-        assert sent < 500, "the new worker took no request"
-        assert server.hit(sent) == 204
-        sent += 1
-        served |= server.counting()
+    sent = server.hit_until_counted_by(new, sent)
     for _ in range(30):
         assert server.hit(sent) == 204
         sent += 1
