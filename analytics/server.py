@@ -19,6 +19,8 @@ from analytics.settings import Settings
 log = logging.getLogger("analytics")
 
 APP_TARGET = "analytics.worker:app"
+ACCESS_LOG_FORMAT = '"%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3fms'
+"""A line of the access log (the ``access_log`` setting): no client address, no query."""
 
 
 def check_port(host: str, port: int) -> None:
@@ -77,6 +79,8 @@ def serve_workers(
         respawn_failed_workers=True,
         log_level=LogLevels.warning,
         log_dictconfig=granian_logging(settings.log_format),
+        log_access=settings.access_log,
+        log_access_format=ACCESS_LOG_FORMAT,
     )
     server.on_startup(on_listening)
     server.serve()
@@ -84,18 +88,24 @@ def serve_workers(
 
 def granian_logging(log_format: str) -> dict[str, object]:
     """granian's own lines in the service's format, warnings and errors only (its per-start
-    lines would repeat ours)."""
+    lines would repeat ours), and its access log, when on, in the same format; client
+    addresses taken out of both."""
     formatter = "JsonFormatter" if log_format == "json" else "TextFormatter"
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"service": {"()": f"analytics.logs.{formatter}"}},
+        "filters": {"no_addresses": {"()": "analytics.logs.NoClientAddresses"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "service",
+                "filters": ["no_addresses"],
                 "stream": "ext://sys.stderr",
             }
         },
-        "loggers": {"_granian": {"handlers": ["stderr"], "level": "WARNING", "propagate": False}},
+        "loggers": {
+            "_granian": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+            "granian.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        },
     }

@@ -39,6 +39,11 @@ FALSE_WORDS = ("false", "0", "no", "off")
 RENAMED = {"serve_threads": "threads"}
 """Settings that have had another name: the old name, and the setting it is now. A start that
 still uses an old one, in the file or as a variable, stops and says what to use instead."""
+REMOVED = {
+    "bind": "give the address as `--host` and `--port` of `analytics web` or `analytics serve`"
+}
+"""Settings that are gone: the name, and what to do instead. A start that still sets one, in
+the file or as a variable, stops and says so."""
 # Kubernetes gives every pod variables for each Service of its namespace, named after the
 # Service: one named `analytics` brings ANALYTICS_SERVICE_HOST, ANALYTICS_SERVICE_PORT(_NAME)
 # and, Docker-link style, ANALYTICS_PORT=tcp://IP:PORT and ANALYTICS_PORT_8000_TCP(_ADDR,
@@ -133,15 +138,6 @@ def _key_prefix_problem(value: str) -> str | None:
     return None if KEY_PREFIX.fullmatch(value) else "must be 1 to 32 of A-Z a-z 0-9 _ . -"
 
 
-def _bind_problem(value: str) -> str | None:
-    if value.startswith("unix:") and len(value) > len("unix:"):
-        return None
-    host, _, port = value.rpartition(":")
-    if host and port.isdigit() and int(port) <= 65535 and not any(c.isspace() for c in host):
-        return None
-    return f"must be HOST:PORT or unix:PATH, got {value!r}"
-
-
 REDIS_URL = Rule(
     "a "
     + ", ".join(f"`{scheme}://`" for scheme in REDIS_SCHEMES[:-1])
@@ -151,7 +147,6 @@ REDIS_URL = Rule(
 BEARER_TOKEN = Rule("16 to 512 printable ASCII characters, no spaces", _token_problem)
 EXISTING_FILE = Rule("the path of an existing file", _file_problem)
 PREFIX = Rule("1 to 32 of `A-Z a-z 0-9 _ . -`", _key_prefix_problem)
-BIND = Rule("`HOST:PORT` or `unix:PATH`", _bind_problem)
 
 
 @dataclass(frozen=True)
@@ -216,7 +211,7 @@ class Settings:
     threads: int = field(
         default=8,
         metadata=spec(
-            "worker threads of `analytics serve`, and of each gunicorn worker process",
+            "worker threads of each web worker process of `analytics serve` and `analytics web`",
             low=1,
             high=256,
         ),
@@ -224,25 +219,18 @@ class Settings:
     workers: int = field(
         default_factory=usable_cpus,
         metadata=spec(
-            "gunicorn worker processes (`config/gunicorn.conf.py`)",
+            "web worker processes of `analytics serve` and `analytics web` (`--workers` overrides)",
             low=1,
             high=1024,
             default_says="one per CPU this process may use, within a container's CPU quota",
         ),
     )
-    bind: str = field(
-        default="127.0.0.1:8000",
-        metadata=spec(
-            "the address gunicorn listens on (`analytics serve` takes `--host` and `--port`)",
-            rule=BIND,
-        ),
-    )
     access_log: bool = field(
         default=False,
         metadata=spec(
-            "whether gunicorn writes a line per request to stdout (a line per beacon costs CPU, "
-            "and the counts are in `/metrics`)",
-            # What the gunicorn configuration took for "on" before access_log was a setting.
+            "whether the web workers log a line per request, without the client's address (a "
+            "line per beacon costs CPU, and the counts are in `/metrics`)",
+            # What turned the access log on before access_log was a setting.
             older=(("-", True),),
         ),
     )
@@ -458,6 +446,8 @@ def _unknown(name: str, prefix: str = "") -> str:
 
     if name in RENAMED:
         return f"renamed: use {named(RENAMED[name])} instead"
+    if name in REMOVED:
+        return f"removed: {REMOVED[name]}"
     close = difflib.get_close_matches(name, list(BY_NAME), n=1, cutoff=0.6)
     return "unknown setting" + (f"; did you mean {named(close[0])}?" if close else "")
 
@@ -547,6 +537,10 @@ def _renamed() -> str:
         f"Renamed: `{ENV_PREFIX}{old.upper()}` (`{old}` in the file) is now "
         f"`{BY_NAME[new].variable}` (`{new}`); the old name stops the start and says so.\n"
         for old, new in RENAMED.items()
+    ) + "".join(
+        f"Removed: `{ENV_PREFIX}{old.upper()}` (`{old}` in the file): {instead}; the old name "
+        "stops the start and says so.\n"
+        for old, instead in REMOVED.items()
     )
 
 

@@ -1,19 +1,18 @@
-"""The production server against ``analytics serve``, same run, same Redis, same load.
+"""The production web tier against ``analytics serve``, same run, same Redis, same load.
 
     python -m bench.servers [--duration S] [--quick]
 
 Starts an embedded Redis, then in turn:
 
-- ``analytics serve`` (the real command: waitress, ``threads`` threads, one process,
-  its scheduler in-process), and
-- gunicorn with config/gunicorn.conf.py (``ANALYTICS_WORKERS`` processes, default one per
-  CPU, each with ``ANALYTICS_THREADS`` threads), plus nothing else: in production the
-  scheduler runs beside it as its own process.
+- ``analytics serve`` (the real command: ``ANALYTICS_WORKERS`` worker processes, default one
+  per CPU, each with ``ANALYTICS_THREADS`` threads, its scheduler in-process), and
+- ``analytics web`` (the production web tier: the same workers, plus nothing else: in
+  production the scheduler runs beside it as its own process).
 
 Against each, wrk runs the beacon (bench/beacon.lua: a new visitor on a new page per
 request) and the counters read (``GET /api/v1/sites/demo/counters``, answered from each
 process's read cache of at most ``read_cache_seconds`` as in production). Prints req/s,
-latency and the server's CPU (all its processes) per request, the ratio gunicorn/serve for
+latency and the server's CPU (all its processes) per request, the ratio web/serve for
 each route, and checks that every beacon the servers answered 204 was counted.
 Everything talks to 127.0.0.1 only; every run and wait is bounded.
 """
@@ -95,7 +94,7 @@ class Running:
             self.process = subprocess.Popen(
                 [part.replace("{port}", str(self.port)) for part in command],
                 cwd=ROOT,
-                env={**env, "ANALYTICS_BIND": f"127.0.0.1:{self.port}"},
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -184,16 +183,7 @@ def bench(args: argparse.Namespace, wrk: str) -> tuple[list[Figures], list[str]]
                 env["ANALYTICS_WORKERS"] = str(args.workers)
             servers = {
                 "analytics serve": [str(BIN / "analytics"), "serve", "--port", "{port}"],
-                "gunicorn": [
-                    str(BIN / "gunicorn"),
-                    "-c",
-                    str(ROOT / "config" / "gunicorn.conf.py"),
-                    "analytics.wsgi:app",
-                ],
-            }
-            own_env = {
-                "analytics serve": env,
-                "gunicorn": {**env, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")},
+                "analytics web": [str(BIN / "analytics"), "web", "--port", "{port}"],
             }
             client = redis.Redis.from_url(redis_server.url)
             for name, command in servers.items():
@@ -201,7 +191,7 @@ def bench(args: argparse.Namespace, wrk: str) -> tuple[list[Figures], list[str]]
                 # pages every run, which a second run would find to be reloads.
                 client.flushall()
                 log = workdir / f"{name.split()[-1]}.log"
-                server = Running(name, command, own_env[name], log)
+                server = Running(name, command, env, log)
                 try:
                     warm_up(server)
                     time.sleep(1.2)  # past the read cache
@@ -227,7 +217,7 @@ def bench(args: argparse.Namespace, wrk: str) -> tuple[list[Figures], list[str]]
 def report(results: list[Figures], args: argparse.Namespace) -> str:
     workers = args.workers or os.cpu_count()
     lines = [
-        f"analytics serve (waitress, 1 process) vs gunicorn ({workers} workers, gthread): "
+        f"analytics serve vs analytics web ({workers} workers each): "
         f"{args.duration:g} s per run, wrk 2 threads x {args.connections} connections, "
         f"{os.cpu_count()} CPUs",
         "",
@@ -244,8 +234,8 @@ def report(results: list[Figures], args: argparse.Namespace) -> str:
     by = {(f.server, f.route): f.wrk.per_second for f in results}
     for route in ("beacon", "counters"):
         base = by.get(("analytics serve", route), 0.0)
-        ratio = by.get(("gunicorn", route), 0.0) / base if base else 0.0
-        lines.append(f"ratio gunicorn/serve, {route} (req/s): {ratio:.2f}")
+        ratio = by.get(("analytics web", route), 0.0) / base if base else 0.0
+        lines.append(f"ratio web/serve, {route} (req/s): {ratio:.2f}")
     return "\n".join(lines)
 
 
@@ -253,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.servers", description=__doc__)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (0: per CPU)")
+    parser.add_argument("--workers", type=int, default=0, help="web workers of each (0: per CPU)")
     parser.add_argument("--quick", action="store_true", help="2 s runs: a smoke test")
     args = parser.parse_args(argv)
     if args.quick:

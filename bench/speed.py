@@ -6,8 +6,9 @@ one embedded Redis (``analytics.embedded.EmbeddedRedis``), then in turn, each on
 Redis, each as its own process tree on 127.0.0.1 and a free port:
 
 - ``serve``: the real ``analytics serve --port P`` with its defaults;
-- ``gthread``: gunicorn with config/gunicorn.conf.py;
-- ``gevent``: the same with ``-k gevent`` (when gevent is importable);
+- ``gthread``: gunicorn, ``--workers`` processes of ``--blocking-threads`` threads (when
+  gunicorn is installed: it is no dependency of the service, which it no longer runs);
+- ``gevent``: the same with ``-k gevent`` (when gunicorn and gevent are installed);
 - ``granian``: ``granian --interface wsgi analytics.wsgi:app`` (when granian is importable).
 
 Against each, wrk runs the trivial route (``GET /healthz``), the beacon (bench/beacon.lua: a
@@ -55,7 +56,6 @@ from bench.cluster import Cluster, local_cluster
 from bench.load import (
     BENCH_DIR,
     BROWSER_UA,
-    ROOT,
     BenchError,
     RedisFigures,
     WrkResult,
@@ -110,7 +110,18 @@ def configurations(args: argparse.Namespace, env: dict[str, str], workdir: Path)
         path.mkdir()
         return {**env, "PROMETHEUS_MULTIPROC_DIR": str(path)}
 
-    gunicorn = [str(BIN / "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py")]
+    gunicorn = [
+        str(BIN / "gunicorn"),
+        "--bind",
+        "127.0.0.1:{port}",
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(args.blocking_threads),
+        "--keep-alive",
+        "5",
+    ]
+    no_gunicorn = None if _importable("gunicorn") else "gunicorn is not installed"
     granian = BIN / "granian"
     configs = [
         Config(
@@ -119,13 +130,19 @@ def configurations(args: argparse.Namespace, env: dict[str, str], workdir: Path)
             [str(BIN / "analytics"), "serve", "--port", "{port}"],
             {**env, "ANALYTICS_DATA_DIR": str(workdir / "serve-data")},
         ),
-        Config("gthread", "gunicorn gthread", [*gunicorn, "analytics.wsgi:app"], metrics_dir("g")),
+        Config(
+            "gthread",
+            "gunicorn gthread",
+            [*gunicorn, "-k", "gthread", "analytics.wsgi:app"],
+            metrics_dir("g"),
+            no_gunicorn,
+        ),
         Config(
             "gevent",
             "gunicorn gevent",
             [*gunicorn, "-k", "gevent", "analytics.wsgi:app"],
             metrics_dir("e"),
-            None if _importable("gevent") else "gevent is not installed",
+            no_gunicorn or (None if _importable("gevent") else "gevent is not installed"),
         ),
         Config(
             "granian",
@@ -778,8 +795,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["serve", "gthread", "gevent", "granian"])
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="granian's")
-    parser.add_argument("--blocking-threads", type=int, default=8, help="granian's")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="granian's and gunicorn's"
+    )
+    parser.add_argument(
+        "--blocking-threads", type=int, default=8, help="granian's (gunicorn's --threads)"
+    )
     parser.add_argument("--days", type=int, default=30, help="simulated site-days")
     parser.add_argument(
         "--cluster", action="store_true", help="also run the beacon on a 3-master Redis Cluster"

@@ -44,11 +44,11 @@ def test_the_quick_load_test_counts_and_prints_the_ratio() -> None:
 @needs_wrk
 def test_the_server_comparison_runs_both_servers_and_prints_the_ratios() -> None:
     output = quick("bench.servers", timeout=240)
-    for server in ("analytics serve", "gunicorn"):
+    for server in ("analytics serve", "analytics web"):
         for route in ("beacon", "counters"):
             assert f"{server:<17}{route:<10}" in output, output
-    assert "ratio gunicorn/serve, beacon (req/s): " in output, output
-    assert "ratio gunicorn/serve, counters (req/s): " in output, output
+    assert "ratio web/serve, beacon (req/s): " in output, output
+    assert "ratio web/serve, counters (req/s): " in output, output
 
 
 @pytest.mark.slow

@@ -2,22 +2,21 @@
 
 docker-compose.yml, the Dockerfile, .env.example and the files of config/ (Redis, Prometheus,
 the alert rules and their unit tests, the Grafana dashboard) are checked against what the
-service really is: its console script and click options, its gunicorn entry point, its Flask
+service really is: its console script and click options, a real `analytics web`, its Flask
 routes, the metric families that a real scrape exposes, a real redis-server, and promtool.
 """
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
-import threading
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +31,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
-from werkzeug.serving import make_server
 
 from analytics.cli import cli
 from analytics.embedded import free_port, redis_server_binary
@@ -41,10 +39,10 @@ from analytics.settings import (
     CONFIG_ENV,
     DECLARED,
     ENV_PREFIX,
+    REMOVED,
     RENAMED,
     SERVICE_LINK_NAMES,
     SERVICE_LINK_VALUES,
-    Settings,
     usable_cpus,
 )
 from tests.helpers import hit, wait_for
@@ -206,11 +204,9 @@ def listen_port(service: dict[str, Any]) -> int:
         return PROMETHEUS_PORT
     if argv[0] == "redis-server":
         return int(redis_conf().get("port", "6379"))
-    if argv[0] == "gunicorn":
-        return int(environment(service)["ANALYTICS_BIND"].rpartition(":")[2])
     if argv[:2] == ["analytics", "scheduler"]:
         return int(option(argv, "--metrics-port") or 0)
-    if argv[:2] == ["analytics", "serve"]:
+    if argv[:2] in (["analytics", "web"], ["analytics", "serve"]):
         return int(option(argv, "--port") or 8000)
     raise AssertionError(f"no known listening port for {argv}")
 
@@ -334,20 +330,17 @@ def test_prometheus_runs_its_image_default_on_the_mounted_files(compose: dict[st
 
 
 @pytest.mark.parametrize("name", ["web", "scheduler"])
-def test_our_services_run_a_console_script_or_gunicorn_of_this_package(
+def test_our_services_run_the_console_script_of_this_package(
     compose: dict[str, Any], name: str
 ) -> None:
     service = services_of(compose)[name]
     argv = command(service)
     assert argv is not None
     scripts = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["scripts"]
-    if argv[0] in scripts:
-        assert argv[0] == "analytics", "only the analytics command is checked against its CLI"
-        check_click_command(argv[1:])
-    elif argv[0] == "gunicorn":
-        check_gunicorn_command(argv)
-    else:
-        raise AssertionError(f"{name} runs {argv[0]!r}: neither a console script nor gunicorn")
+    assert argv[0] in scripts, f"{name} runs {argv[0]!r}, no console script of this package"
+    assert argv[0] == "analytics", "only the analytics command is checked against its CLI"
+    check_click_command(argv[1:])
+    assert argv[1] == name, f"the {name} service runs `analytics {argv[1]}`"
 
 
 def check_click_command(args: list[str]) -> None:
@@ -365,84 +358,109 @@ def check_click_command(args: list[str]) -> None:
         raise AssertionError(f"`analytics {' '.join(args)}`: {err.format_message()}") from None
 
 
-def check_gunicorn_command(argv: list[str]) -> None:
-    dependencies = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"]
-    names = {re.split(r"[\s;<>=!~\[]", dep, maxsplit=1)[0].lower() for dep in dependencies}
-    assert "gunicorn" in names, "gunicorn is not a dependency: `pip install .` lacks it"
-    config = option(argv, "-c") or option(argv, "--config")
-    assert config is not None, "gunicorn runs without config/gunicorn.conf.py"
-    assert (ROOT / config).is_file(), f"{config} is not in the repository"
-    copied = {shlex.split(rest)[0] for word, rest in final_stage() if word == "COPY"}
-    assert PurePosixPath(config).parts[0] in copied, f"the image has no {config}"
-    app = argv[-1]
-    assert re.fullmatch(r"[\w.]+:\w+", app), f"{app!r} is not module:attribute"
-
-
 @pytest.mark.usefixtures("redis_client")  # a flushed Redis: the app registers its sites
-def test_the_gunicorn_app_imports_and_is_a_wsgi_callable(
+def test_the_wsgi_entry_point_imports_and_is_a_wsgi_callable(
     compose: dict[str, Any], redis_url: str, tmp_path: Path
 ) -> None:
-    argv = command(services_of(compose)["web"])
-    assert argv is not None
-    module, _, attribute = argv[-1].partition(":")
+    """analytics.wsgi:app, for another WSGI server, in the web service's environment."""
     # In a process of its own: the module reads the environment and sets up logging.
-    probe = (
-        "import importlib, sys\n"
-        f"app = getattr(importlib.import_module({module!r}), {attribute!r})\n"
-        "sys.exit(0 if callable(app) else 3)\n"
-    )
-    in_web_service(compose, redis_url, tmp_path, "-c", probe)
-
-
-@pytest.mark.usefixtures("redis_client")
-def test_gunicorn_binds_where_the_port_is_published(
-    compose: dict[str, Any], redis_url: str, tmp_path: Path
-) -> None:
-    """gunicorn itself, given the compose command and environment, says where it binds."""
-    web = services_of(compose)["web"]
-    argv = command(web)
-    assert argv is not None and argv[0] == "gunicorn"
-    result = in_web_service(
-        compose, redis_url, tmp_path, "-m", "gunicorn", "--print-config", *argv[1:]
-    )
-    settings = {
-        name.strip(): value.strip()
-        for name, sep, value in (line.partition("=") for line in result.stdout.splitlines())
-        if sep
-    }
-    binds = ast.literal_eval(settings["bind"])
-    assert [int(b.rpartition(":")[2]) for b in binds] == [listen_port(web)]
-    assert all(b.rpartition(":")[0] in ("0.0.0.0", "[::]") for b in binds), binds
-    assert listen_port(web) in published_ports(web)
-    # The variables that .env leaves empty are the settings' defaults.
-    assert int(settings["workers"]) == usable_cpus()
-    assert int(settings["threads"]) == Settings().threads
-
-
-def in_web_service(
-    compose: dict[str, Any], redis_url: str, tmp: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    """``python *args`` in the web service's environment; its result, once it exited 0."""
+    probe = "import sys\nfrom analytics.wsgi import app\nsys.exit(0 if callable(app) else 3)\n"
     result = subprocess.run(
-        [sys.executable, *args],
+        [sys.executable, "-c", probe],
         cwd=ROOT,
-        env=service_env(compose, "web", redis_url, tmp),
+        env=service_env(compose, "web", redis_url, tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return result
+
+
+def worker_pids(process: subprocess.Popen[bytes]) -> set[int]:
+    """The web workers of a running `analytics web`: its spawned children."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    found = set()
+    for child in children:
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(int(child))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+@contextmanager
+def compose_web(compose: dict[str, Any], redis_url: str, tmp: Path) -> Iterator[tuple[int, str]]:
+    """The web service's command, run as the container runs it (from a copy of the image's
+    working directory, in the service's environment) but on a free port and the test Redis:
+    (the port, the address it listens on), once every worker answers."""
+    web = services_of(compose)["web"]
+    argv = command(web)
+    assert argv is not None and argv[:2] == ["analytics", "web"]
+    host = option(argv, "--host")
+    assert host is not None, "`analytics web` would listen on the loopback only"
+    port = free_port()
+    moved = [str(port) if arg == str(listen_port(web)) else arg for arg in argv]
+    assert moved != argv, argv
+    workdir = tmp / "app"
+    shutil.copytree(ROOT / "config", workdir / "config")  # the Dockerfile's COPY config
+    env = service_env(compose, "web", redis_url, tmp)
+    log = tmp / "web.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / moved[0]), *moved[1:]],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    expected = int(env.get("ANALYTICS_WORKERS") or usable_cpus())
+
+    def ready() -> bool:
+        assert process.poll() is None, log.read_text()
+        return len(worker_pids(process)) == expected
+
+    try:
+        wait_for(ready, "the web service's workers")
+        yield port, host
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=30) == 0, log.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.mark.usefixtures("redis_client")
+def test_the_web_service_listens_where_its_port_is_published_and_passes_its_healthcheck(
+    compose: dict[str, Any], redis_url: str, tmp_path: Path, app: Flask
+) -> None:
+    """`analytics web` itself, given the compose command and environment: it listens on every
+    address, with the default workers (the variables .env leaves empty), and the compose
+    healthcheck passes against it."""
+    web = services_of(compose)["web"]
+    argv = healthcheck(web)
+    path = URL.findall(argv[2])[0][2]
+    endpoint, _ = app.url_map.bind("localhost").match(path, method="GET")
+    assert endpoint == "ops.readyz"
+    assert listen_port(web) in published_ports(web)
+    assert environment(web)["ANALYTICS_WORKERS"] == "${ANALYTICS_WORKERS:-}"
+    with compose_web(compose, redis_url, tmp_path) as (port, host):
+        assert host in ("0.0.0.0", "::"), f"the published port would reach nothing on {host}"
+        wait_for(lambda: healthcheck_passes(argv[2], port), "the web healthcheck")
+        run_healthcheck(argv[2], port)
 
 
 def service_env(compose: dict[str, Any], name: str, redis_url: str, tmp: Path) -> dict[str, str]:
     """The service's environment with no .env, on the test Redis instead of the compose one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update({k: interpolate(v) for k, v in environment(services_of(compose)[name]).items()})
     env["ANALYTICS_REDIS_URL"] = redis_url
-    # gunicorn's on_starting hook makes this directory; --print-config and a bare import do not.
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp)
+    env["TMPDIR"] = str(tmp)
     return env
 
 
@@ -492,15 +510,6 @@ def test_healthchecks_probe_the_port_each_service_listens_on(compose: dict[str, 
             compile(argv[2], f"{name} healthcheck", "exec")
 
 
-def test_the_web_healthcheck_passes_against_the_app(compose: dict[str, Any], app: Flask) -> None:
-    argv = healthcheck(services_of(compose)["web"])
-    path = URL.findall(argv[2])[0][2]
-    endpoint, _ = app.url_map.bind("localhost").match(path, method="GET")
-    assert endpoint == "ops.readyz"
-    with serving(app) as port:
-        run_healthcheck(argv[2], port)
-
-
 def test_the_scheduler_healthcheck_passes_against_its_metrics_server(
     compose: dict[str, Any], services: Services
 ) -> None:
@@ -516,25 +525,20 @@ def test_the_scheduler_healthcheck_passes_against_its_metrics_server(
         thread.join(10)
 
 
-@contextmanager
-def serving(app: Flask) -> Iterator[int]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+def healthcheck_result(code: str, port: int) -> subprocess.CompletedProcess[str]:
+    """Runs the healthcheck's Python, pointed at ``port`` instead of the container's port."""
+    moved = URL.sub(lambda m: m.group(0).replace(f":{m.group(2)}", f":{port}", 1), code)
+    return subprocess.run(
+        [sys.executable, "-c", moved], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def healthcheck_passes(code: str, port: int) -> bool:
+    return healthcheck_result(code, port).returncode == 0
 
 
 def run_healthcheck(code: str, port: int) -> None:
-    """Runs the healthcheck's Python, pointed at ``port`` instead of the container's port."""
-    moved = URL.sub(lambda m: m.group(0).replace(f":{m.group(2)}", f":{port}", 1), code)
-    result = subprocess.run(
-        [sys.executable, "-c", moved], capture_output=True, text=True, timeout=30, check=False
-    )
+    result = healthcheck_result(code, port)
     assert result.returncode == 0, f"the healthcheck fails:\n{result.stderr[-2000:]}"
 
 
@@ -584,9 +588,9 @@ def passed_over(name: str) -> bool:
 def test_every_analytics_variable_named_is_a_setting() -> None:
     """The service refuses an ANALYTICS_* variable that is not a setting: none is named in the
     deployment files, config/, bench/, the package or the README, but as the old name of a
-    renamed setting or as one the service passes over."""
+    renamed or removed setting or as one the service passes over."""
     known = {d.variable for d in DECLARED} | {CONFIG_ENV}
-    known |= {ENV_PREFIX + old.upper() for old in RENAMED}
+    known |= {ENV_PREFIX + old.upper() for old in (*RENAMED, *REMOVED)}
     placeholder = "ANALYTICS_NAME"  # how the docs write "the variable of the setting name"
     files = [
         *NAMED_FILES,

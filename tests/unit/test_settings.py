@@ -228,8 +228,6 @@ def test_a_value_out_of_range_names_where_it_came_from(declared: Declared, tmp_p
         ("log_format", "xml", '"xml"', "must be one of json, text"),
         ("key_prefix", "a b", '"a b"', "must be 1 to 32 of"),
         ("key_prefix", "", "7", "must be text, got 7"),
-        ("bind", "8000", '"localhost:http"', "must be HOST:PORT or unix:PATH"),
-        ("bind", "0.0.0.0:65536", '"0.0.0.0:65536"', "must be HOST:PORT or unix:PATH"),
         ("metrics_token", "short", '"short"', "must be at least 16 printable"),
         ("data_dir", "", "12", "must be a path"),
     ],
@@ -258,7 +256,7 @@ def test_switches_from_the_environment(raw: str, expected: bool) -> None:
 
 
 def test_access_log_takes_its_older_spelling_for_on(tmp_path: Path) -> None:
-    """`-` (stdout) was the value that turned gunicorn's access log on before it was a setting."""
+    """`-` (stdout) was the value that turned the access log on before it was a setting."""
     from_env = Settings.load(environ={"ANALYTICS_ACCESS_LOG": "-"}, config_file=None)
     assert from_env.access_log is True
     config = tmp_path / "analytics.toml"
@@ -268,39 +266,48 @@ def test_access_log_takes_its_older_spelling_for_on(tmp_path: Path) -> None:
     assert "`-`, an older spelling, means `true`" in row
 
 
-@pytest.mark.parametrize("bind", ["127.0.0.1:8000", "[::]:8000", "unix:/run/analytics.sock"])
-def test_bind_addresses(bind: str) -> None:
-    assert Settings.load(environ={"ANALYTICS_BIND": bind}).bind == bind
+@pytest.mark.parametrize("value", ["127.0.0.1:8000", "0.0.0.0:8000", ""])
+def test_the_removed_bind_stops_the_start_and_says_what_to_give_instead(
+    value: str, tmp_path: Path
+) -> None:
+    """`bind` was the address of the server the web tier ran under; `analytics web` and
+    `analytics serve` take --host and --port. An old value, even an empty one, is not passed
+    over in silence."""
+    instead = "removed: give the address as `--host` and `--port` of `analytics web`"
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={"ANALYTICS_BIND": value}, config_file=None)
+    assert caught.value.message.startswith(f"ANALYTICS_BIND: {instead}")
+    config = tmp_path / "analytics.toml"
+    config.write_text(f'bind = "{value}"\n', encoding="utf-8")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={}, config_file=config)
+    assert caught.value.message.startswith(f"{config}: bind: {instead}")
+    assert "Removed: `ANALYTICS_BIND` (`bind` in the file)" in readme_section()
 
 
 def test_an_empty_value_means_the_default(tmp_path: Path) -> None:
     config = tmp_path / "analytics.toml"
     config.write_text('threads = 3\nworkers = ""\nadmin_token = "an-admin-token-of-32-chars"\n')
     s = Settings.load(
-        environ={"ANALYTICS_THREADS": "", "ANALYTICS_ADMIN_TOKEN": "", "ANALYTICS_BIND": ""},
+        environ={"ANALYTICS_THREADS": "", "ANALYTICS_ADMIN_TOKEN": "", "ANALYTICS_WORKERS": ""},
         config_file=config,
     )
-    assert (s.threads, s.workers, s.admin_token, s.bind) == (
-        8,
-        usable_cpus(),
-        None,
-        "127.0.0.1:8000",
-    )
+    assert (s.threads, s.workers, s.admin_token) == (8, usable_cpus(), None)
 
 
 def test_sources_name_the_configured_settings_only(tmp_path: Path) -> None:
     config = tmp_path / "analytics.toml"
-    config.write_text('log_format = "json"\nthreads = ""\nbind = "0.0.0.0:8000"\n')
+    config.write_text('log_format = "json"\nthreads = ""\nworkers = 3\n')
     s = Settings.load(
-        environ={"ANALYTICS_BIND": "", "ANALYTICS_WORKERS": "", "ANALYTICS_TRUSTED_PROXIES": "1"},
+        environ={"ANALYTICS_WORKERS": "", "ANALYTICS_TRUSTED_PROXIES": "1"},
         config_file=config,
     )
-    # An empty variable means the default, whatever the file says: bind has no source.
+    # An empty variable means the default, whatever the file says: workers has no source.
     assert s.sources == {
         "log_format": f"{config}: log_format",
         "trusted_proxies": "ANALYTICS_TRUSTED_PROXIES",
     }
-    assert s.bind == "127.0.0.1:8000"
+    assert s.workers == usable_cpus()
 
 
 def test_workers_default_to_the_cpus_this_process_may_use() -> None:
