@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import redis
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from analytics.errors import AnalyticsError
@@ -114,9 +115,15 @@ class CountStore:
             chunks[-1].append(n)
         batches = [(shared, chunk) for shared, chunks in calls.items() for chunk in chunks]
         with self._conn.call("record_hit"):
-            if len(batches) == 1:
-                ((shared, chunk),) = batches
-                results: list[object] = [self._call(shared, [writes[n] for n in chunk])]
+            if len(batches) == 1 or isinstance(self._conn.client, RedisCluster):
+                # A cluster pipeline refuses scripts: on a cluster each site's call goes alone
+                # (one per site in the batch, each to the master of that site's slot).
+                results: list[object] = []
+                for shared, chunk in batches:
+                    try:
+                        results.append(self._call(shared, [writes[n] for n in chunk]))
+                    except redis.ResponseError as err:  # that site's call alone failed
+                        results.append(err)
             else:
                 # EVALSHA itself, not the Script object: a pipeline holding scripts asks SCRIPT
                 # EXISTS before every batch; a missing script is loaded below, once, instead.

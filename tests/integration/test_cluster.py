@@ -10,7 +10,8 @@ exactly as configured in production.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -22,9 +23,11 @@ from redis.crc import key_slot
 
 from analytics import create_app
 from analytics.clock import FixedClock
+from analytics.counting import Hit, Kind, Outcome
+from analytics.errors import AnalyticsError
 from analytics.periods import WINDOWS
 from analytics.settings import Settings
-from analytics.store import KeySpace
+from analytics.store import HitWrite, KeySpace
 from bench.cluster import MASTERS, Cluster, local_cluster
 from tests.helpers import BROWSER_UA, EXAMPLE_INSTANT, counters, hit
 
@@ -241,3 +244,40 @@ def test_heartbeat_and_duplicate_outcomes(cluster: Cluster, cluster_app: Flask) 
     assert _outcomes(cluster_app) == {
         "counted": 2 * MASTERS, "heartbeat": 2 * MASTERS, "duplicate": MASTERS, "rate_limited": 0
     }  # fmt: skip
+
+
+def test_hits_of_many_threads_to_sites_on_every_master_are_all_counted(
+    cluster: Cluster, cluster_app: Flask
+) -> None:
+    """The hit writer's batches mix sites whose keys live on different masters."""
+    sites = _register(cluster_app, cluster)
+    services = cluster_app.extensions["analytics"]
+    sizes: list[int] = []
+    record = services.store.counts.record_hits
+
+    def recording(batch: Sequence[HitWrite]) -> list[str | AnalyticsError]:
+        sizes.append(len({write.shared_keys for write in batch}))
+        return record(batch)
+
+    services.store.counts.record_hits = recording  # type: ignore[method-assign]
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+
+    def reader(t: int) -> None:
+        for n in range(30):
+            site = sites[(t + n) % len(sites)]
+            url = f"https://example.vn/{t}/{n}"
+            hit_ = Hit(site, url, Kind.PAGEVIEW, f"10.{t}.0.{n}", BROWSER_UA)
+            outcome = services.counting.count(hit_)
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=reader, args=(t,)) for t in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert outcomes == [Outcome.COUNTED] * 360
+    assert max(sizes) > 1  # some batch held the hits of several sites, on several masters
+    totals = [services.reading.counters(site).windows["total"].pageviews for site in sites]
+    assert totals == [120, 120, 120]
