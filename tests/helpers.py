@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +22,8 @@ from typing import Any
 import redis
 from flask.testing import FlaskClient
 
+from analytics.counting import Hit, Kind, Outcome
+from analytics.services import Services
 from analytics.settings import Settings
 
 BROWSER_UA = (
@@ -176,3 +179,27 @@ def audit(client: FlaskClient) -> list[dict[str, Any]]:
         "entries"
     ]
     return entries
+
+
+def count_from_threads(
+    services: Services, threads: int, hits: int, site_of: Callable[[int, int], str]
+) -> list[Outcome]:
+    """Counts ``hits`` pageviews from each of ``threads`` threads at once, the n-th of thread t
+    on the site ``site_of(t, n)``, each a new visitor on a new page; returns the outcomes."""
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+
+    def reader(t: int) -> None:
+        for n in range(hits):
+            url = f"https://example.vn/{t}/{n}"
+            hit_ = Hit(site_of(t, n), url, Kind.PAGEVIEW, f"10.{t}.0.{n}", BROWSER_UA)
+            outcome = services.counting.count(hit_)
+            with lock:
+                outcomes.append(outcome)
+
+    started = [threading.Thread(target=reader, args=(t,)) for t in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(60)
+    return outcomes

@@ -10,7 +10,6 @@ exactly as configured in production.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -23,13 +22,13 @@ from redis.crc import key_slot
 
 from analytics import create_app
 from analytics.clock import FixedClock
-from analytics.counting import Hit, Kind, Outcome
+from analytics.counting import Outcome
 from analytics.errors import AnalyticsError
 from analytics.periods import WINDOWS
 from analytics.settings import Settings
 from analytics.store import HitWrite, KeySpace
 from bench.cluster import MASTERS, Cluster, local_cluster
-from tests.helpers import BROWSER_UA, EXAMPLE_INSTANT, counters, hit
+from tests.helpers import BROWSER_UA, EXAMPLE_INSTANT, count_from_threads, counters, hit
 
 pytestmark = pytest.mark.slow
 
@@ -260,23 +259,7 @@ def test_hits_of_many_threads_to_sites_on_every_master_are_all_counted(
         return record(batch)
 
     services.store.counts.record_hits = recording  # type: ignore[method-assign]
-    outcomes: list[Outcome] = []
-    lock = threading.Lock()
-
-    def reader(t: int) -> None:
-        for n in range(30):
-            site = sites[(t + n) % len(sites)]
-            url = f"https://example.vn/{t}/{n}"
-            hit_ = Hit(site, url, Kind.PAGEVIEW, f"10.{t}.0.{n}", BROWSER_UA)
-            outcome = services.counting.count(hit_)
-            with lock:
-                outcomes.append(outcome)
-
-    threads = [threading.Thread(target=reader, args=(t,)) for t in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    outcomes = count_from_threads(services, 12, 30, lambda t, n: sites[(t + n) % len(sites)])
     assert outcomes == [Outcome.COUNTED] * 360
     assert max(sizes) > 1  # some batch held the hits of several sites, on several masters
     totals = [services.reading.counters(site).windows["total"].pageviews for site in sites]

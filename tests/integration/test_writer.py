@@ -10,13 +10,13 @@ from datetime import date
 import pytest
 import redis
 
-from analytics.counting import Hit, Kind, Outcome
+from analytics.counting import Outcome
 from analytics.errors import AnalyticsError, StoreUnavailable
 from analytics.periods import Grain, Period
 from analytics.services import Services
 from analytics.store import MAX_HITS_PER_CALL, HitLimits, HitWrite, KeySpace, Store, connect
 from analytics.writer import HitWriter
-from tests.helpers import BROWSER_UA
+from tests.helpers import count_from_threads
 
 LIMITS = HitLimits(1_800_000, 1_800_000, 10_000, 300, 1200)
 DAY = Period(Grain.DAY, date(2026, 11, 26))
@@ -93,28 +93,7 @@ def test_requests_from_many_threads_share_batches(services: Services) -> None:
         return record(batch)
 
     services.store.counts.record_hits = counting_calls  # type: ignore[method-assign]
-    outcomes: list[Outcome] = []
-    lock = threading.Lock()
-
-    def reader(t: int) -> None:
-        for n in range(40):
-            outcome = services.counting.count(
-                Hit(
-                    "demo",
-                    f"https://example.vn/{t}/{n}",
-                    Kind.PAGEVIEW,
-                    f"10.0.{t}.{n}",
-                    BROWSER_UA,
-                )
-            )
-            with lock:
-                outcomes.append(outcome)
-
-    threads = [threading.Thread(target=reader, args=(t,)) for t in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    outcomes = count_from_threads(services, 16, 40, lambda t, n: "demo")
     assert outcomes == [Outcome.COUNTED] * 640
     assert sum(calls) == 640
     assert max(calls) > 1  # hits that arrived while a batch was written made the next one
