@@ -203,3 +203,30 @@ def count_from_threads(
     for thread in started:
         thread.join(60)
     return outcomes
+
+
+def worker_pids(server: subprocess.Popen[Any]) -> set[int]:
+    """The web workers of a running `analytics serve` or `analytics web`: its spawned children."""
+    try:
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    except OSError:
+        return set()  # the server is gone
+    found = set()
+    for child in children:
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(int(child))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def stop_gracefully(process: subprocess.Popen[Any], log: Path) -> None:
+    """SIGTERM, then the process must exit 0 within 30 s (its log says why not); killed if not."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

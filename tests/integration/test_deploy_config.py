@@ -14,7 +14,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tomllib
@@ -45,7 +44,7 @@ from analytics.settings import (
     SERVICE_LINK_VALUES,
     usable_cpus,
 )
-from tests.helpers import hit, wait_for
+from tests.helpers import hit, stop_gracefully, wait_for, worker_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -377,19 +376,6 @@ def test_the_wsgi_entry_point_imports_and_is_a_wsgi_callable(
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def worker_pids(process: subprocess.Popen[bytes]) -> set[int]:
-    """The web workers of a running `analytics web`: its spawned children."""
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-    found = set()
-    for child in children:
-        try:
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.add(int(child))
-        except OSError:
-            continue  # gone meanwhile
-    return found
-
-
 @contextmanager
 def compose_web(compose: dict[str, Any], redis_url: str, tmp: Path) -> Iterator[tuple[int, str]]:
     """The web service's command, run as the container runs it (from a copy of the image's
@@ -425,13 +411,7 @@ def compose_web(compose: dict[str, Any], redis_url: str, tmp: Path) -> Iterator[
         wait_for(ready, "the web service's workers")
         yield port, host
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=30) == 0, log.read_text()
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        stop_gracefully(process, log)
 
 
 @pytest.mark.usefixtures("redis_client")

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.embedded import free_port
 from analytics.settings import Settings
-from tests.helpers import ANALYTICS, BROWSER_UA, hit, wait_for
+from tests.helpers import ANALYTICS, BROWSER_UA, hit, stop_gracefully, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -160,13 +160,7 @@ def web(
         yield running
     finally:
         client.close()
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=30) == 0, log.read_text()
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        stop_gracefully(process, log)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from tests.helpers import (
     service_env,
     serving,
     wait_for,
+    worker_pids,
 )
 
 pytestmark = pytest.mark.slow
@@ -173,20 +174,6 @@ def test_the_scheduler_and_the_web_tier_alone_need_a_redis(tmp_path: Path, comma
     assert result.returncode == 2
     assert "ANALYTICS_REDIS_URL" in result.stderr
     assert not (tmp_path / "data" / "analytics.lock").exists()  # it took no data directory
-
-
-def worker_pids(server: subprocess.Popen[str]) -> set[int]:
-    """The web workers of a running `analytics serve`: its children that serve the app."""
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-    found = set()
-    for child in children:
-        try:
-            command = Path(f"/proc/{child}/cmdline").read_bytes()
-        except OSError:
-            continue  # gone meanwhile
-        if b"spawn_main" in command:
-            found.add(int(child))
-    return found
 
 
 def scraped(port: int, series: str) -> float | None:
