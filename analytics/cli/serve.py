@@ -66,7 +66,9 @@ def cannot_listen(err: OSError, host: str, port: int, option: str) -> PortUnavai
 
 
 def build_server(app: WSGIApplication, *, host: str, port: int, threads: int) -> Any:
-    """The waitress server of ``analytics serve`` (the benchmark in bench/ builds the same)."""
+    """A waitress server over ``app`` in the caller's own process (a thread of it), for the
+    browser tests and the benchmarks that need the app at hand; the service itself runs on
+    granian (analytics/server.py)."""
     from waitress import create_server
 
     # X-Forwarded-For is judged once, by ProxyFix in create_app, per ANALYTICS_TRUSTED_PROXIES;
