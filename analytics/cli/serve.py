@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
-import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -43,6 +43,29 @@ def on_stop_signal(signum: int, frame: FrameType | None) -> NoReturn:
 def handle_stop_signals() -> None:
     signal.signal(signal.SIGTERM, on_stop_signal)
     signal.signal(signal.SIGINT, on_stop_signal)
+
+
+class StopSignal:
+    """SIGTERM and SIGINT, waited for by the main thread.
+
+    The handler takes no lock (an Event's would deadlock when a second signal lands while the
+    handler of the first holds it) and acts once: it writes a byte to a pipe that ``wait``
+    reads, so a signal that arrives before ``wait`` is not lost.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        self.received = False
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self.received:
+            self.received = True
+            os.write(self._write, b"x")
+
+    def wait(self) -> None:
+        os.read(self._read, 1)
 
 
 class PortUnavailable(AnalyticsError):
@@ -190,13 +213,7 @@ def scheduler(metrics_port: int | None, metrics_host: str) -> None:
             "is unset and no `analytics serve` runs on the data directory: "
             "the scheduler alone needs the Redis of the web service",
         )
-    stop = threading.Event()
-
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
+    stop = StopSignal()
     with redis_for(settings, share_running=True) as ready:
         services = build_services(ready, seed=False)
         if metrics_port is not None:
@@ -206,7 +223,7 @@ def scheduler(metrics_port: int | None, metrics_host: str) -> None:
                 )
             except OSError as err:
                 raise cannot_listen(err, metrics_host, metrics_port, "--metrics-port") from None
-        # In threads of its own: the signal only sets ``stop``, and the jobs never see it land.
+        # In threads of its own: the signal only wakes the main thread, and no job sees it land.
         runner = build_scheduler(services.housekeeper)
         runner.start()
         click.echo("visit-analytics scheduler running")

@@ -167,6 +167,7 @@ def stderr_on_a_terminal(
         )
         os.close(terminal)
         written = b""
+        stopped = False
         while True:
             try:
                 chunk = os.read(main, 4096)
@@ -175,8 +176,9 @@ def stderr_on_a_terminal(
             if not chunk:
                 break
             written += chunk
-            if stop_at is not None and stop_at.encode() in written and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+            if stop_at is not None and stop_at.encode() in written and not stopped:
+                process.send_signal(signal.SIGTERM)  # once, as an operator stops it
+                stopped = True
         assert process.wait(60) == expect
     finally:
         os.close(main)

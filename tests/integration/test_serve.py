@@ -295,3 +295,26 @@ def test_beacons_share_a_kept_alive_connection(tmp_path: Path) -> None:
         finally:
             connection.close()
         assert _totals(port)["total"]["pageviews"] == 5
+
+
+def test_the_scheduler_stops_once_however_many_signals_it_gets(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [ANALYTICS, "scheduler"],
+        cwd=tmp_path,
+        env=service_env(tmp_path / "data", ANALYTICS_REDIS_URL="redis://127.0.0.1:1/0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("visit-analytics scheduler running")
+        for _ in range(5):  # a second signal while the first is handled must not hang it
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
