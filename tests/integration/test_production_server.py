@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.embedded import free_port
 from analytics.settings import Settings
-from tests.helpers import ANALYTICS, BROWSER_UA, hit, stop_gracefully, wait_for
+from tests.helpers import ANALYTICS, BROWSER_UA, hit, stop_gracefully, wait_for, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -44,16 +44,8 @@ class Server:
     redis: redis.Redis
 
     def workers(self) -> set[int]:
-        """The server's live worker processes (spawned: their command line says so)."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        found = set()
-        for child in children.read_text().split():
-            try:
-                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                    found.add(int(child))
-            except OSError:
-                continue  # gone meanwhile
-        return found
+        """The server's live worker processes."""
+        return worker_pids(self.process)
 
     def connected(self) -> set[int]:
         """The workers with a Redis connection (each makes one once its app is built)."""

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -124,19 +126,32 @@ def test_serve_runs_the_housekeeping_scheduler(tmp_path: Path) -> None:
         wait_for(ran, "the first housekeeping runs")
 
 
-def test_the_scheduler_command_runs_alone_and_stops_on_sigterm(
-    tmp_path: Path, redis_url: str, redis_client: redis.Redis
-) -> None:
-    build_services(Settings(redis_url=redis_url), registry=CollectorRegistry())  # the web side
+@contextmanager
+def running_scheduler(tmp_path: Path, redis_url: str) -> Iterator[subprocess.Popen[str]]:
+    """`analytics scheduler` on ``redis_url``, its banner on stdout; killed if still running."""
     process = subprocess.Popen(
         [ANALYTICS, "scheduler"],
         cwd=tmp_path,
         env=service_env(tmp_path / "data", ANALYTICS_REDIS_URL=redis_url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_the_scheduler_command_runs_alone_and_stops_on_sigterm(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    build_services(Settings(redis_url=redis_url), registry=CollectorRegistry())  # the web side
+    with running_scheduler(tmp_path, redis_url) as process:
         # On start it catches up: the 62 days before today are closed for the demo site.
         # The day the service sees as today: it closes a day only 5 minutes after it ends.
         grace = timedelta(seconds=Settings().close_grace_seconds)
@@ -153,12 +168,6 @@ def test_the_scheduler_command_runs_alone_and_stops_on_sigterm(
         wait_for(caught_up, "catch-up")
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 @pytest.mark.parametrize("command", ["scheduler", "web"])
@@ -298,23 +307,9 @@ def test_beacons_share_a_kept_alive_connection(tmp_path: Path) -> None:
 
 
 def test_the_scheduler_stops_once_however_many_signals_it_gets(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [ANALYTICS, "scheduler"],
-        cwd=tmp_path,
-        env=service_env(tmp_path / "data", ANALYTICS_REDIS_URL="redis://127.0.0.1:1/0"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
+    with running_scheduler(tmp_path, "redis://127.0.0.1:1/0") as process:
         assert process.stdout is not None
         assert process.stdout.readline().startswith("visit-analytics scheduler running")
         for _ in range(5):  # a second signal while the first is handled must not hang it
             process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
