@@ -26,7 +26,10 @@ class Outcome(StrEnum):
     OPTED_OUT = "opted_out"
     INVALID = "invalid"
     UNKNOWN_SITE = "unknown_site"
-    STORE_UNAVAILABLE = "store_unavailable"
+    SPOOLED = "spooled"
+    """Answered 204 and kept in the spool: counted once Redis takes writes again."""
+    LOST = "lost"
+    """Answered 5xx: neither Redis nor the spool could take it."""
 
 
 class Kind(StrEnum):
@@ -84,8 +87,10 @@ class Counting:
         """Decides whether ``hit`` counts and, if it does, counts it in every window.
 
         Bots, origins and opt-outs are decided here; reloads and rates need shared state, so
-        the hit script decides those in the same atomic call that counts. Raises UnknownSite
-        for an unregistered site and StoreUnavailable when Redis is down.
+        the hit script decides those in the same atomic call that counts. While Redis cannot
+        take the hit, the writer keeps it in the spool (SPOOLED). Raises UnknownSite for an
+        unregistered site, and StoreUnavailable (SpoolFull) when neither Redis nor the spool
+        can take it.
         """
         site = self.sites.get(hit.site_id)
         if not filters.origin_allowed(site.origins, hit.origin, hit.referer):

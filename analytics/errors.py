@@ -72,13 +72,24 @@ logs and the metrics, never into an answer."""
 
 
 class StoreUnavailable(AnalyticsError):
-    """Redis did not answer; raised by the store, wrapping the driver's error."""
+    """Redis did not answer, or does not take writes for now (out of memory, read-only, loading,
+    busy); raised by the store, wrapping the driver's error."""
 
     def __init__(self, message: str = STORE_UNAVAILABLE_MESSAGE) -> None:
         super().__init__(message)
 
     status = 503
     code = "store_unavailable"
+
+
+class SpoolFull(StoreUnavailable):
+    """Redis cannot take a hit and the spool cannot keep it either: the hit is lost."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the service cannot keep this hit now: its data store is away and its spool is "
+            "full or cannot be written; try again in a few seconds"
+        )
 
 
 class SettingsError(AnalyticsError):

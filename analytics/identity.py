@@ -15,8 +15,10 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from threading import Lock
+from time import monotonic
 
 from analytics.clock import Clock
+from analytics.errors import StoreUnavailable
 
 SALT_BYTES = 32
 
@@ -68,24 +70,72 @@ def page_id(url: str) -> str:
 
 
 class Salts:
-    """The salt of each local day, fetched once per process per day from a shared source."""
+    """The salt of each local day, fetched once per process per day from a shared source, and
+    the next day's with it, so that a store away at midnight does not split visitors in two.
+
+    While the store is away and the day's salt was never fetched (a process started during the
+    outage), a salt of this process's own stands in for it, so that hits still count (in the
+    spool); a visitor seen under both is then counted twice that day. The store is asked again
+    every ``RETRY_SECONDS``.
+    """
+
+    RETRY_SECONDS = 5.0
 
     def __init__(self, fetch: SaltSource, clock: Clock) -> None:
         self._fetch = fetch
         self._clock = clock
         self._cache: dict[date, bytes] = {}
+        self._standing_in: dict[date, bytes] = {}
+        self._asked: dict[date, float] = {}
+        """When the store last failed to give a day's salt."""
         self._lock = Lock()
 
     def for_day(self, day: date) -> bytes:
+        salt = self._salt(day)
+        ahead = day + timedelta(days=1)
+        with self._lock:
+            fetch_ahead = ahead not in self._cache and not self._waiting(ahead)
+        if fetch_ahead:
+            try:
+                self._shared(ahead)
+            except StoreUnavailable:
+                with self._lock:
+                    self._asked[ahead] = monotonic()
+        return salt
+
+    def _salt(self, day: date) -> bytes:
         with self._lock:
             salt = self._cache.get(day)
+            stand_in = self._standing_in.get(day)
+            waiting = self._waiting(day)
         if salt is not None:
             return salt
+        if stand_in is not None and waiting:
+            return stand_in
+        try:
+            return self._shared(day)
+        except StoreUnavailable:
+            with self._lock:
+                own = self._standing_in.setdefault(day, new_salt())
+                self._asked[day] = monotonic()
+            return own
+
+    def _waiting(self, day: date) -> bool:
+        """Whether the store failed to give ``day``'s salt less than RETRY_SECONDS ago."""
+        asked = self._asked.get(day)
+        return asked is not None and asked + self.RETRY_SECONDS > monotonic()
+
+    def _shared(self, day: date) -> bytes:
         # The lifetime is measured on the service's clock, never on Redis's.
         lifetime = int((salt_expiry(day) - self._clock()).total_seconds())
         salt = self._fetch(day, new_salt(), max(lifetime, 3600))
         with self._lock:
             for old in [d for d in self._cache if d < day - timedelta(days=2)]:
                 del self._cache[old]
+            for stale in [d for d in self._asked if d < day - timedelta(days=2)]:
+                del self._asked[stale]
+                self._standing_in.pop(stale, None)
             self._cache[day] = salt
+            self._standing_in.pop(day, None)
+            self._asked.pop(day, None)
         return salt

@@ -41,6 +41,19 @@ scrape time out."""
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Methods named in labels; any other is "other", so a client cannot mint label values."""
+REPLAY_OUTCOMES = (
+    "counted",
+    "heartbeat",
+    "duplicate",
+    "rate_limited",
+    "unknown_site",
+    "already_counted",
+    "refused",
+    "other",
+)
+"""What a hit replayed from the spool came to: the hit script's outcomes, ``already_counted``
+for a call Redis had counted before its answer was lost, ``refused`` for a call Redis refused
+for good (dropped, and logged)."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0)
 
@@ -210,9 +223,33 @@ class Metrics:
         )
         self.spool_depth = Gauge(
             "analytics_spool_depth",
-            "Hits waiting in this host's local spool for Redis to come back.",
+            "Hits waiting in this host's local spool for Redis to take writes.",
             registry=self.registry,
             multiprocess_mode="livesum",
+        )
+        self.spool_bytes = Gauge(
+            "analytics_spool_bytes",
+            "Bytes the spool directory holds on disk.",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.spool_max_bytes = Gauge(
+            "analytics_spool_max_bytes",
+            "How much the spool may hold (ANALYTICS_SPOOL_MAX_BYTES); past it hits are lost.",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.spool_oldest_age = Gauge(
+            "analytics_spool_oldest_age_seconds",
+            "Age of the oldest hit waiting in the spool; 0 when it is empty.",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.spool_replayed = PromCounter(
+            "analytics_spool_replayed",
+            "Spooled hits counted from the spool into Redis, by the outcome the count gave.",
+            ["outcome"],
+            registry=self.registry,
         )
         self.redis_errors = PromCounter(
             "analytics_redis_errors",
@@ -248,12 +285,24 @@ class Metrics:
         )
         for outcome in Outcome:
             self.hits.labels(outcome=str(outcome))
+        for replay_outcome in REPLAY_OUTCOMES:
+            self.spool_replayed.labels(outcome=replay_outcome)
         # Every series exists from the start at 0, so that increase() sees a first error.
         for operation in OPERATIONS:
             self.redis_errors.labels(operation=operation)
 
     def hit(self, outcome: Outcome) -> None:
         self.hits.labels(outcome=str(outcome)).inc()
+
+    def spool_state(self, depth: int, size: int, oldest_age_seconds: float) -> None:
+        self.spool_depth.set(depth)
+        self.spool_bytes.set(size)
+        self.spool_oldest_age.set(oldest_age_seconds)
+
+    def replayed(self, outcome: str, hits: int) -> None:
+        self.spool_replayed.labels(outcome=outcome if outcome in REPLAY_OUTCOMES else "other").inc(
+            hits
+        )
 
     def redis_error(self, operation: str) -> None:
         self.redis_errors.labels(operation=operation).inc()

@@ -22,6 +22,7 @@ from analytics.reading import Reading
 from analytics.settings import Settings
 from analytics.sites import SiteRegistry, seed_sites
 from analytics.store import KeySpace, Store, connect
+from analytics.writer import HitWriter
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,15 @@ def build_services(
         grace=timedelta(seconds=settings.close_grace_seconds),
         interval_seconds=settings.housekeeping_interval_seconds,
     )
-    counting = Counting(store.counts, sites, Salts(store.salts.salt, clock), clock, policy)
+    writer = HitWriter(
+        store.counts,
+        settings.data_dir / "spool",
+        spool_max_bytes=settings.spool_max_bytes,
+        clock=clock,
+        observer=metrics,
+    )
+    metrics.spool_max_bytes.set(settings.spool_max_bytes)
+    counting = Counting(store.counts, sites, Salts(store.salts.salt, clock), clock, policy, writer)
     reading = Reading(store.counts, sites, clock, settings.read_cache_seconds)
     audit = AuditLog(store.audit, clock)
     return Services(

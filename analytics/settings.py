@@ -163,7 +163,19 @@ class Settings:
     )
     data_dir: Path = field(
         default=Path("data"),
-        metadata=spec("where the embedded Redis of `analytics serve` keeps its files"),
+        metadata=spec(
+            "where the embedded Redis of `analytics serve` and the spool (`spool/`) keep their "
+            "files"
+        ),
+    )
+    spool_max_bytes: int = field(
+        default=256 << 20,
+        metadata=spec(
+            "how much the spool may hold on disk: hits kept while Redis cannot take them; "
+            "past it a hit answers 503",
+            low=1 << 20,
+            high=1 << 40,
+        ),
     )
     admin_token: str | None = field(
         default=None,

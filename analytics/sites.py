@@ -370,7 +370,10 @@ class SiteRegistry:
 
     def save(self, site: Site) -> None:
         self._store.save(site.to_dict())
-        self.forget(site.id)
+        # Known from now on, as if read: a hit for it while Redis is away still counts.
+        with self._lock:
+            self._known[site.id] = (time.monotonic() + self._ttl, site)
+            self._unknown.pop(site.id, None)
 
     def forget(self, site_id: str) -> None:
         with self._lock:

@@ -8,6 +8,8 @@ empty directory of that server's own, or each worker answers /metrics with its o
 
 from __future__ import annotations
 
+import atexit
+
 from analytics import create_app
 from analytics.logs import configure_logging
 from analytics.settings import Settings
@@ -20,3 +22,8 @@ if settings.redis_url is None:
     )
 configure_logging(settings.log_format)
 app = create_app(settings)
+# At once, not on the first hit: spool files left by a crash are counted as soon as Redis is up.
+_writer = app.extensions["analytics"].counting.writer
+_writer.start()
+# On the way out, the hits still queued go to Redis or to the spool.
+atexit.register(_writer.close)

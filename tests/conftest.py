@@ -73,9 +73,12 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def settings(redis_url: str) -> Settings:
-    """Settings of a test app: no read or site caching, so every read sees the last hit."""
-    return Settings(redis_url=redis_url, read_cache_seconds=0, site_cache_seconds=0)
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    """Settings of a test app: no read or site caching, so every read sees the last hit; the
+    spool in the test's own directory."""
+    return Settings(
+        redis_url=redis_url, data_dir=tmp_path, read_cache_seconds=0, site_cache_seconds=0
+    )
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from analytics.store.connection import (
 from analytics.store.counts import (
     MAX_HITS_PER_CALL,
     CountStore,
+    HitCall,
     HitLimits,
     HitWrite,
     WindowCounts,
@@ -38,6 +39,7 @@ __all__ = [
     "Connection",
     "CountStore",
     "HistoryStore",
+    "HitCall",
     "HitLimits",
     "HitWrite",
     "KeySpace",
@@ -89,6 +91,9 @@ class Store:
 
     def ping(self) -> bool:
         return self.conn.ping()
+
+    def takes_writes(self) -> bool:
+        return self.conn.takes_writes()
 
     def close(self) -> None:
         self.conn.close()

@@ -56,7 +56,21 @@ _UNAVAILABLE = (
     redis.exceptions.BusyLoadingError,
     redis.exceptions.ClusterDownError,
     redis.exceptions.TryAgainError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
 )
+NOT_NOW = ("OOM command not allowed", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS")
+"""What a Redis that is up but does not take writes for now says, also from inside a script:
+out of memory (``maxmemory`` with ``noeviction``), a replica after a failover, loading its
+data, busy with a long script. Each is an outage to wait out, never a refusal of the request."""
+
+
+def not_now(err: redis.RedisError) -> bool:
+    """Whether ``err`` says Redis cannot take the operation now, but will later."""
+    if isinstance(err, _UNAVAILABLE):
+        return True
+    return isinstance(err, redis.ResponseError) and any(marker in str(err) for marker in NOT_NOW)
 
 
 class StoreError(AnalyticsError):
@@ -132,7 +146,7 @@ class Connection:
                 "detail": str(err)[:200],
             },
         )
-        if isinstance(err, _UNAVAILABLE):
+        if not_now(err):
             return StoreUnavailable()
         return StoreError("the counters store (Redis) refused the operation")
 
@@ -142,6 +156,20 @@ class Connection:
         except redis.RedisError:
             if self._on_error is not None:
                 self._on_error("ping")
+            return False
+
+    def takes_writes(self) -> bool:
+        """Whether Redis takes a write now: a short-lived key set, which a Redis that is down,
+        out of memory or read-only refuses (a PING would still answer)."""
+        try:
+            return bool(self.client.set(self.keys.ready_probe(), "1", px=10_000))
+        except redis.RedisError as err:
+            if self._on_error is not None:
+                self._on_error("ping")
+            log.warning(
+                "redis takes no writes",
+                extra={"event": "redis_error", "operation": "ping", "error": type(err).__name__},
+            )
             return False
 
     def close(self) -> None:

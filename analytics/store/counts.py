@@ -3,15 +3,17 @@ set trimmed. Each is one round trip."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
+from redis.sentinel import SentinelConnectionPool
 
-from analytics.errors import AnalyticsError
+from analytics.errors import AnalyticsError, StoreUnavailable
 from analytics.periods import Period
 from analytics.store.connection import Connection, text
 
@@ -29,19 +31,42 @@ class HitLimits:
 
 @dataclass(frozen=True)
 class HitWrite:
-    """One hit as the hit script takes it (store/lua/hit.lua): what it shares with the other
-    hits of its site, local day and kind, which one call passes once, and what is its own."""
+    """One hit as the hit script takes it (store/lua/hit.lua), before it joins a call."""
 
-    shared_keys: tuple[str, ...]
-    """The online set, the site's settings, and the pairs of the periods it adds to."""
-    shared_args: tuple[int, ...]
-    """How many periods, then the site's limits."""
+    site_id: str
+    limits: tuple[int, int, int, int, int]
+    """The site's session timeout, online keep and reload window (ms), then the hits allowed
+    per visitor and per network a minute."""
+    period_keys: tuple[str, ...]
+    """The pairs of the periods it adds to (none for a heartbeat)."""
     own_keys: tuple[str, str, str]
-    own_args: tuple[int, str, str]
+    now_ms: int
+    kind: str
+    visitor: str
 
 
-MAX_HITS_PER_CALL = 64
-"""Hits counted by one script call at most: Redis runs nothing else while a script runs."""
+@dataclass(frozen=True)
+class HitCall:
+    """One call of the hit script: hits of one site, numbered in the sequence of the writer that
+    sends them, so that the call counts once however often it is sent."""
+
+    site_id: str
+    writer: str
+    seq: int
+    hits: int
+    first_ms: int
+    """When its first hit arrived (ms since the epoch)."""
+    keys: tuple[str, ...]
+    args: tuple[str | int, ...]
+
+
+MAX_HITS_PER_CALL = 256
+"""Hits counted by one script call at most (a few milliseconds of Redis): Redis runs nothing
+else while a script runs."""
+REPLICA_WAIT_MS = 500
+"""How long a batch written through Sentinel waits for a replica to confirm it."""
+MARK_DAYS = 30
+"""How long Redis remembers the last call of a writer for a site: longer than a spool waits."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +87,10 @@ def period_keys(conn: Connection, site_id: str, periods: Sequence[Period]) -> li
 class CountStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        # Behind Sentinel, a batch is acknowledged once a replica has it too.
+        self._replicated = isinstance(conn.client, redis.Redis) and isinstance(
+            conn.client.connection_pool, SentinelConnectionPool
+        )
         self._hit = conn.script("hit")
         self._read = conn.script("read")
 
@@ -85,81 +114,145 @@ class CountStore:
         k = self._conn.keys
         minute = now_ms // 60_000
         return HitWrite(
-            shared_keys=(k.online(site_id), k.site_config(site_id), *period_keys),
-            shared_args=(
-                len(period_keys) // 2,
+            site_id=site_id,
+            limits=(
                 limits.session_timeout_ms,
                 limits.online_keep_ms,
                 limits.reload_ms,
                 limits.per_visitor,
                 limits.per_network,
             ),
+            period_keys=tuple(period_keys),
             own_keys=(
                 k.reload_guard(site_id, visitor, page),
                 k.visitor_rate(site_id, visitor, minute),
                 k.network_rate(site_id, network, minute),
             ),
-            own_args=(now_ms, kind, visitor),
+            now_ms=now_ms,
+            kind=kind,
+            visitor=visitor,
         )
 
-    def record_hits(self, writes: Sequence[HitWrite]) -> list[str | AnalyticsError]:
-        """Counts each hit atomically, in order, in one round trip: one script call for the hits
-        that share a site, day and kind (up to ``MAX_HITS_PER_CALL``), the calls pipelined.
-        Returns each hit's outcome, or the error of its call; raises when the batch as a whole
-        failed."""
-        calls: dict[tuple[tuple[str, ...], tuple[int, ...]], list[list[int]]] = {}
+    def calls(
+        self, writes: Sequence[HitWrite], writer: str, next_seq: Callable[[], int]
+    ) -> list[tuple[HitCall, list[int]]]:
+        """The script calls that count ``writes``: one per site (per ``MAX_HITS_PER_CALL`` hits),
+        in the order the sites first appear, each numbered by ``next_seq``; with each call, the
+        positions in ``writes`` of the hits it holds."""
+        by_site: dict[str, list[list[int]]] = {}
         for n, write in enumerate(writes):
-            chunks = calls.setdefault((write.shared_keys, write.shared_args), [[]])
+            chunks = by_site.setdefault(write.site_id, [[]])
             if len(chunks[-1]) == MAX_HITS_PER_CALL:
                 chunks.append([])
             chunks[-1].append(n)
-        batches = [(shared, chunk) for shared, chunks in calls.items() for chunk in chunks]
-        with self._conn.call("record_hit"):
-            if len(batches) == 1 or isinstance(self._conn.client, RedisCluster):
-                # A cluster pipeline refuses scripts: on a cluster each site's call goes alone
-                # (one per site in the batch, each to the master of that site's slot).
-                results: list[object] = []
-                for shared, chunk in batches:
-                    try:
-                        results.append(self._call(shared, [writes[n] for n in chunk]))
-                    except redis.ResponseError as err:  # that site's call alone failed
-                        results.append(err)
-            else:
-                # EVALSHA itself, not the Script object: a pipeline holding scripts asks SCRIPT
-                # EXISTS before every batch; a missing script is loaded below, once, instead.
-                pipe = self._conn.client.pipeline(transaction=False)
-                for shared, chunk in batches:
-                    keys, args = self._arguments(shared, [writes[n] for n in chunk])
-                    pipe.evalsha(self._hit.sha, len(keys), *keys, *args)
-                results = pipe.execute(raise_on_error=False)
-        outcomes: list[str | AnalyticsError] = [""] * len(writes)
-        for (shared, chunk), result in zip(batches, results, strict=True):
-            if isinstance(result, NoScriptError):  # Redis restarted without its scripts
-                with self._conn.call("record_hit"):
-                    result = self._call(shared, [writes[n] for n in chunk])
-            for position, n in enumerate(chunk):
-                if isinstance(result, redis.RedisError):
-                    outcomes[n] = self._conn.wrap("record_hit", result)
-                else:
-                    outcomes[n] = text(cast(list[bytes], result)[position])
-        return outcomes
+        return [
+            (self._call_of(site_id, [writes[n] for n in chunk], writer, next_seq()), chunk)
+            for site_id, chunks in by_site.items()
+            for chunk in chunks
+        ]
 
-    @staticmethod
-    def _arguments(
-        shared: tuple[tuple[str, ...], tuple[int, ...]], writes: Sequence[HitWrite]
-    ) -> tuple[list[str], list[str | int]]:
-        keys: list[str] = list(shared[0])
-        args: list[str | int] = list(shared[1])
+    def _call_of(self, site_id: str, writes: Sequence[HitWrite], writer: str, seq: int) -> HitCall:
+        k = self._conn.keys
+        pairs: dict[tuple[str, ...], int] = {}
+        period_keys: list[str] = []
+        for write in writes:
+            if write.period_keys and write.period_keys not in pairs:
+                pairs[write.period_keys] = len(period_keys) // 2
+                period_keys += write.period_keys
+        keys = [k.online(site_id), k.site_config(site_id), k.writer_mark(site_id, writer)]
+        keys += period_keys
+        args: list[str | int] = [len(period_keys), *writes[0].limits, seq, MARK_DAYS * 86_400_000]
         for write in writes:
             keys += write.own_keys
-            args += write.own_args
-        return keys, args
+            first = pairs.get(write.period_keys, 0)
+            args += [write.now_ms, write.kind, write.visitor, first, len(write.period_keys) // 2]
+        return HitCall(
+            site_id=site_id,
+            writer=writer,
+            seq=seq,
+            hits=len(writes),
+            first_ms=min(write.now_ms for write in writes),
+            keys=tuple(keys),
+            args=tuple(args),
+        )
 
-    def _call(
-        self, shared: tuple[tuple[str, ...], tuple[int, ...]], writes: Sequence[HitWrite]
-    ) -> object:
-        keys, args = self._arguments(shared, writes)
-        return self._hit(keys=keys, args=args)
+    def send(self, calls: Sequence[HitCall]) -> list[list[str] | AnalyticsError]:
+        """Sends ``calls`` in order and answers, for each, the outcomes of its hits or its error:
+        StoreUnavailable where Redis could not take it now (the call may have been counted when
+        the connection broke under it; sent again, it counts nothing twice), StoreError where
+        Redis refused it.
+
+        Calls of different sites go in one pipeline (one round trip); a site's next call waits
+        for the one before, and is not sent when that one failed, so that a site's mark only
+        rises past calls it counted. A round that cannot be sent leaves it and every later
+        call to StoreUnavailable."""
+        results: dict[int, list[str] | AnalyticsError] = {}
+        by_site: dict[str, deque[int]] = {}
+        for n, call in enumerate(calls):
+            by_site.setdefault(call.site_id, deque()).append(n)
+        while by_site:
+            round_ = [queued.popleft() for queued in by_site.values()]
+            try:
+                with self._conn.call("record_hit"):
+                    replies = self._send_round([calls[n] for n in round_])
+            except StoreUnavailable as err:
+                for n in [*round_, *(n for queued in by_site.values() for n in queued)]:
+                    results[n] = err
+                break
+            for n, reply in zip(round_, replies, strict=True):
+                results[n] = reply
+                site_id = calls[n].site_id
+                if isinstance(reply, AnalyticsError):
+                    # Its later calls wait for it: not sent, so its mark cannot pass it.
+                    for later in by_site.pop(site_id):
+                        results[later] = StoreUnavailable()
+                elif not by_site[site_id]:
+                    del by_site[site_id]
+        return [results[n] for n in range(len(calls))]
+
+    def _send_round(self, calls: Sequence[HitCall]) -> list[list[str] | AnalyticsError]:
+        if len(calls) == 1 or isinstance(self._conn.client, RedisCluster):
+            # A cluster pipeline refuses scripts: on a cluster each site's call goes alone (to
+            # the master of that site's slot).
+            replies: list[object] = []
+            for call in calls:
+                try:
+                    replies.append(self._hit(keys=call.keys, args=call.args))
+                except redis.ResponseError as err:  # that site's call alone failed
+                    replies.append(err)
+        else:
+            # EVALSHA itself, not the Script object: a pipeline holding scripts asks SCRIPT
+            # EXISTS before every batch; a missing script is loaded below, once, instead.
+            pipe = self._conn.client.pipeline(transaction=False)
+            for call in calls:
+                pipe.evalsha(self._hit.sha, len(call.keys), *call.keys, *call.args)
+            replies = pipe.execute(raise_on_error=False)
+        results: list[list[str] | AnalyticsError] = []
+        for call, reply in zip(calls, replies, strict=True):
+            if isinstance(reply, NoScriptError):  # Redis restarted without its scripts
+                try:
+                    reply = self._hit(keys=call.keys, args=call.args)
+                except redis.ResponseError as err:
+                    reply = err
+            if isinstance(reply, redis.RedisError):
+                results.append(self._conn.wrap("record_hit", reply))
+            else:
+                results.append([text(outcome) for outcome in cast(list[bytes], reply)])
+        counted = not all(isinstance(r, AnalyticsError) for r in results)
+        if self._replicated and counted and not self._on_a_replica():
+            # Counted on a primary that a failover may throw away: not acknowledged. Sent
+            # again (from the spool) once a primary replicates, it counts once.
+            return [StoreUnavailable() for _ in results]
+        return results
+
+    def _on_a_replica(self) -> bool:
+        """Whether what this connection wrote has reached a replica (WAIT), or there is none to
+        reach: a primary that Sentinel fails over to a replica loses what the replica lacks."""
+        client = self._conn.client
+        if int(client.execute_command("WAIT", 1, REPLICA_WAIT_MS)) >= 1:  # type: ignore[no-untyped-call]
+            return True
+        role = client.execute_command("ROLE")  # type: ignore[no-untyped-call]
+        return text(role[0]) == "master" and not role[2]
 
     def read_windows(
         self, site_id: str, windows: Sequence[Period], online_since_ms: int

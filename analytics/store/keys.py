@@ -45,6 +45,14 @@ class KeySpace:
     def network_rate(self, site_id: str, network: str, minute: int) -> str:
         return f"{self.site(site_id)}:rl:ip:{network}:{minute}"
 
+    def writer_mark(self, site_id: str, writer: str) -> str:
+        """The last call of one hit writer counted for the site (store/lua/hit.lua)."""
+        return f"{self.site(site_id)}:w:{writer}"
+
+    def ready_probe(self) -> str:
+        """What /readyz writes to learn whether Redis takes writes."""
+        return f"{self.prefix}:ready"
+
     def closed(self, site_id: str) -> str:
         """Hash: per grain, the last period closed, and the first (where closing began)."""
         return f"{self.site(site_id)}:closed"

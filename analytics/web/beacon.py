@@ -264,11 +264,9 @@ class BeaconApp:
         except UnknownSite:
             self._outcomes[Outcome.UNKNOWN_SITE].inc()
             raise
-        except StoreUnavailable:
-            self._outcomes[Outcome.STORE_UNAVAILABLE].inc()
-            raise
-        except AnalyticsError:
-            self._outcomes[Outcome.INVALID].inc()
+        except AnalyticsError as err:
+            # Bad input is invalid; a hit the service failed to keep is lost.
+            self._outcomes[Outcome.LOST if err.status >= 500 else Outcome.INVALID].inc()
             raise
         self._outcomes[outcome].inc()
         return outcome

@@ -20,7 +20,7 @@ def blueprint(svc: Services) -> Blueprint:
 
     @bp.get("/readyz")
     def readyz() -> Response:
-        if svc.store.ping():
+        if svc.store.takes_writes():
             return jsonify({"status": "ready"})
         response = error_response(503, "store_unavailable", STORE_UNAVAILABLE_MESSAGE)
         response.headers["Retry-After"] = "5"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -26,7 +27,7 @@ from analytics.counting import Outcome
 from analytics.errors import AnalyticsError
 from analytics.periods import WINDOWS
 from analytics.settings import Settings
-from analytics.store import HitWrite, KeySpace
+from analytics.store import HitCall, KeySpace
 from bench.cluster import MASTERS, Cluster, local_cluster
 from tests.helpers import BROWSER_UA, EXAMPLE_INSTANT, count_from_threads, counters, hit
 
@@ -44,12 +45,14 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def cluster_app(cluster: Cluster) -> Iterator[Flask]:
+def cluster_app(cluster: Cluster, tmp_path: Path) -> Iterator[Flask]:
     """A fresh app on an emptied cluster, with the fixed clock of the other tests."""
     for port in cluster.ports:
         with cluster.node(port) as node:
             node.flushall()
-    settings = Settings(redis_url=cluster.url, read_cache_seconds=0, site_cache_seconds=0)
+    settings = Settings(
+        redis_url=cluster.url, data_dir=tmp_path, read_cache_seconds=0, site_cache_seconds=0
+    )
     app = create_app(settings, clock=FixedClock(EXAMPLE_INSTANT), registry=CollectorRegistry())
     assert isinstance(app.extensions["analytics"].store.conn.client, RedisCluster)
     yield app
@@ -195,14 +198,15 @@ def test_every_key_of_a_site_lives_in_one_slot(cluster: Cluster, cluster_app: Fl
         assert found == {_site_slot(site_id)}, site_id
         assert homes[site_id] == {cluster.port_of_slot(_site_slot(site_id))}, site_id
     for site_id in sites:
-        # config, counts, visitors, online set, reload guards and both rate limits
-        assert kinds[site_id] == {"site", "c", "u", "online", "dup", "rl"}, site_id
+        # config, counts, visitors, online set, reload guards, both rate limits, and the
+        # mark of the writer that counted
+        assert kinds[site_id] == {"site", "c", "u", "online", "dup", "rl", "w"}, site_id
     assert len({port for site_id in sites for port in homes[site_id]}) == MASTERS
     # The only keys outside a site's slot: the site index and the daily salts, each
     # touched by single-key commands only.
-    salts = {
-        KEYS.salt(day).encode() for day in ("2026-10-15", "2026-11-18", "2026-11-25", "2026-11-26")
-    }
+    days = [date(2026, 10, 15), date(2026, 11, 18), date(2026, 11, 25), date(2026, 11, 26)]
+    # Each day's, and the next day's, fetched with it.
+    salts = {KEYS.salt((d + timedelta(days=n)).isoformat()).encode() for d in days for n in (0, 1)}
     assert untagged == {KEYS.sites_index().encode(), *salts}
 
 
@@ -252,13 +256,13 @@ def test_hits_of_many_threads_to_sites_on_every_master_are_all_counted(
     sites = _register(cluster_app, cluster)
     services = cluster_app.extensions["analytics"]
     sizes: list[int] = []
-    record = services.store.counts.record_hits
+    send = services.store.counts.send
 
-    def recording(batch: Sequence[HitWrite]) -> list[str | AnalyticsError]:
-        sizes.append(len({write.shared_keys for write in batch}))
-        return record(batch)
+    def recording(batch: Sequence[HitCall]) -> list[list[str] | AnalyticsError]:
+        sizes.append(len({call.site_id for call in batch}))
+        return send(batch)
 
-    services.store.counts.record_hits = recording  # type: ignore[method-assign]
+    services.store.counts.send = recording  # type: ignore[method-assign]
     outcomes = count_from_threads(services, 12, 30, lambda t, n: sites[(t + n) % len(sites)])
     assert outcomes == [Outcome.COUNTED] * 360
     assert max(sizes) > 1  # some batch held the hits of several sites, on several masters

@@ -160,7 +160,12 @@ def test_redis_errors_are_json_lines_and_the_scrape_says_redis_is_down(
     server.start()
     try:
         client = create_app(
-            Settings(redis_url=server.url, read_cache_seconds=0, site_cache_seconds=0),
+            Settings(
+                redis_url=server.url,
+                data_dir=tmp_path / "app",
+                read_cache_seconds=0,
+                site_cache_seconds=0,
+            ),
             clock=clock,
             registry=CollectorRegistry(),
         ).test_client()
@@ -175,7 +180,7 @@ def test_redis_errors_are_json_lines_and_the_scrape_says_redis_is_down(
         headers={"User-Agent": BROWSER_UA, "X-Request-Id": "req-down-0001"},
         environ_base={"REMOTE_ADDR": "198.51.100.78"},
     ).status_code
-    assert status == 503
+    assert status == 204  # kept in the spool
     errors = [json.loads(line) for line in json_lines if '"redis_error"' in line]
     assert errors[0]["operation"] == "load_site" and errors[0]["error"] == "ConnectionError"
     assert errors[0]["level"] == "warning" and errors[0]["request_id"] == "req-down-0001"
@@ -183,6 +188,8 @@ def test_redis_errors_are_json_lines_and_the_scrape_says_redis_is_down(
     assert found[("analytics_store_up", ())] == 0
     assert not [k for k in found if k[0].startswith("analytics_site_")]
     assert found[("analytics_redis_errors_total", (("operation", "load_site"),))] >= 1
+    assert found[("analytics_hits_total", (("outcome", "spooled"),))] == 1
+    assert found[("analytics_spool_depth", ())] == 1
     text = "\n".join(json_lines)
     assert "198.51.100" not in text and "Mozilla" not in text
 

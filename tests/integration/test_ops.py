@@ -15,7 +15,7 @@ from analytics.clock import FixedClock
 from analytics.embedded import EmbeddedRedis
 from analytics.services import Services
 from analytics.settings import Settings
-from tests.helpers import hit
+from tests.helpers import counters, hit, wait_for
 
 
 def test_healthz_and_readyz(client: FlaskClient) -> None:
@@ -106,9 +106,16 @@ def doomed_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     server.stop()
 
 
-def test_when_redis_goes_away(doomed_redis: EmbeddedRedis, clock: FixedClock) -> None:
+def test_when_redis_goes_away(
+    doomed_redis: EmbeddedRedis, clock: FixedClock, tmp_path: Path
+) -> None:
     app: Flask = create_app(
-        Settings(redis_url=doomed_redis.url, read_cache_seconds=0, site_cache_seconds=0),
+        Settings(
+            redis_url=doomed_redis.url,
+            data_dir=tmp_path / "app",
+            read_cache_seconds=0,
+            site_cache_seconds=0,
+        ),
         clock=clock,
         registry=CollectorRegistry(),
     )
@@ -124,21 +131,25 @@ def test_when_redis_goes_away(doomed_redis: EmbeddedRedis, clock: FixedClock) ->
     stale = client.get("/api/v1/sites/demo/counters")
     assert stale.status_code == 200
     assert stale.get_json() == {**known, "stale": True}
-    for response in (
-        client.get("/api/v1/sites/other/counters"),
-        client.post(
-            "/api/v1/hit",
-            data='{"site": "demo", "url": "https://example.vn/"}',
-            content_type="text/plain",
-            headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0"},
-        ),
-    ):
-        assert response.status_code == 503
-        assert response.headers["Retry-After"]
-        assert response.get_json()["error"]["code"] == "store_unavailable"
+    other = client.get("/api/v1/sites/other/counters")
+    assert other.status_code == 503 and other.headers["Retry-After"]
+    assert other.get_json()["error"]["code"] == "store_unavailable"
+    # A hit is answered, kept in the spool, and counted once Redis is back.
+    assert hit(client, url="https://example.vn/later") == 204
     services: Services = app.extensions["analytics"]
     registry = services.metrics.registry
     assert registry.get_sample_value("analytics_redis_errors_total", {"operation": "ping"}) == 1
-    assert registry.get_sample_value("analytics_hits_total", {"outcome": "store_unavailable"}) == 1
+    assert registry.get_sample_value("analytics_hits_total", {"outcome": "spooled"}) == 1
+    assert registry.get_sample_value("analytics_hits_total", {"outcome": "lost"}) == 0
     errors = registry.get_sample_value("analytics_redis_errors_total", {"operation": "record_hit"})
     assert errors == 1
+    assert registry.get_sample_value("analytics_spool_depth") == 1
+
+    doomed_redis.start()
+    wait_for(lambda: services.counting.writer.spool_depth == 0, "the spool to drain")
+    assert client.get("/readyz").status_code == 200
+    assert counters(client)["windows"]["today"]["pageviews"] == 2
+    replayed = registry.get_sample_value("analytics_spool_replayed_total", {"outcome": "counted"})
+    assert replayed == 1
+    assert registry.get_sample_value("analytics_spool_depth") == 0
+    assert not list((tmp_path / "app" / "spool").iterdir())  # nothing left on disk

@@ -1,5 +1,6 @@
 """What a 503 says when Redis is away: what is wrong, not which operation failed; the operation
-goes to the metrics (and the logs) only."""
+goes to the metrics (and the logs) only. A beacon answers 503 only when the spool cannot keep
+its hit either."""
 
 from __future__ import annotations
 
@@ -19,9 +20,17 @@ from tests.helpers import BROWSER_UA, hit
 def test_a_503_names_no_store_operation(tmp_path: Path, clock: FixedClock) -> None:
     server = EmbeddedRedis(tmp_path / "data")
     server.start()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
     try:
         app = create_app(
-            Settings(redis_url=server.url, read_cache_seconds=0, site_cache_seconds=0),
+            Settings(
+                redis_url=server.url,
+                # A spool that cannot be written: under a file, not a directory.
+                data_dir=blocked / "data",
+                read_cache_seconds=0,
+                site_cache_seconds=0,
+            ),
             clock=clock,
             registry=CollectorRegistry(),
         )
@@ -46,7 +55,8 @@ def test_a_503_names_no_store_operation(tmp_path: Path, clock: FixedClock) -> No
         assert "try again" in message
         assert not any(operation in message for operation in OPERATIONS), message
     services: Services = app.extensions["analytics"]
-    errors = services.metrics.registry.get_sample_value(
-        "analytics_redis_errors_total", {"operation": "record_hit"}
-    )
+    registry = services.metrics.registry
+    errors = registry.get_sample_value("analytics_redis_errors_total", {"operation": "record_hit"})
     assert errors == 1
+    assert registry.get_sample_value("analytics_hits_total", {"outcome": "lost"}) == 1
+    assert registry.get_sample_value("analytics_hits_total", {"outcome": "invalid"}) == 0

@@ -3,6 +3,7 @@ one by one, in order; requests from many threads share batches; a failed batch f
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from datetime import date
@@ -14,7 +15,15 @@ from analytics.counting import Outcome
 from analytics.errors import AnalyticsError, StoreUnavailable
 from analytics.periods import Grain, Period
 from analytics.services import Services
-from analytics.store import MAX_HITS_PER_CALL, HitLimits, HitWrite, KeySpace, Store, connect
+from analytics.store import (
+    MAX_HITS_PER_CALL,
+    HitCall,
+    HitLimits,
+    HitWrite,
+    KeySpace,
+    Store,
+    connect,
+)
 from analytics.writer import HitWriter
 from tests.helpers import count_from_threads
 
@@ -40,10 +49,27 @@ def writes(store: Store, site: str, n: int, *, kind: str = "pageview") -> list[H
     ]
 
 
+SEQ = itertools.count(1)
+
+
+def record(store: Store, batch: Sequence[HitWrite]) -> list[str | AnalyticsError]:
+    """Each hit's outcome, the batch sent as the writer sends it (one writer, numbering on)."""
+    calls = store.counts.calls(batch, "w", lambda: next(SEQ))
+    results = store.counts.send([call for call, _ in calls])
+    outcomes: list[str | AnalyticsError] = [""] * len(batch)
+    for (_, chunk), result in zip(calls, results, strict=True):
+        for position, n in enumerate(chunk):
+            outcomes[n] = result if isinstance(result, AnalyticsError) else result[position]
+    return outcomes
+
+
 def state(client: redis.Redis, prefix: str) -> dict[bytes, object]:
-    """Every key under ``prefix``: its value, as counts would be compared."""
+    """Every key under ``prefix`` but the writers' marks: its value, as counts would be
+    compared."""
     found: dict[bytes, object] = {}
     for key in client.scan_iter(match=f"{prefix}:*"):
+        if b":w:" in key:
+            continue
         kind = client.type(key)
         name = key.split(b":", 1)[1]
         if kind == b"hash":
@@ -77,8 +103,8 @@ def test_one_call_counts_as_hits_one_by_one_would(
         *writes(single, "b", 30),
         *writes(single, "a", 10, kind="heartbeat"),
     ]
-    together = batched.counts.record_hits(mixed)
-    one_by_one = [single.counts.record_hits([w])[0] for w in alone]
+    together = record(batched, mixed)
+    one_by_one = [record(single, [w])[0] for w in alone]
     assert together == one_by_one
     assert {"counted", "duplicate", "heartbeat"} <= set(map(str, together))
     assert state(redis_client, "batched") == state(redis_client, "single")
@@ -86,13 +112,13 @@ def test_one_call_counts_as_hits_one_by_one_would(
 
 def test_requests_from_many_threads_share_batches(services: Services) -> None:
     calls: list[int] = []
-    record = services.store.counts.record_hits
+    send = services.store.counts.send
 
-    def counting_calls(batch: Sequence[HitWrite]) -> list[str | AnalyticsError]:
-        calls.append(len(batch))
-        return record(batch)
+    def counting_calls(batch: Sequence[HitCall]) -> list[list[str] | AnalyticsError]:
+        calls.append(sum(call.hits for call in batch))
+        return send(batch)
 
-    services.store.counts.record_hits = counting_calls  # type: ignore[method-assign]
+    services.store.counts.send = counting_calls  # type: ignore[method-assign]
     outcomes = count_from_threads(services, 16, 40, lambda t, n: "demo")
     assert outcomes == [Outcome.COUNTED] * 640
     assert sum(calls) == 640

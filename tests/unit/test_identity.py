@@ -1,6 +1,7 @@
 from datetime import UTC, date, datetime
 
 from analytics.clock import FixedClock
+from analytics.errors import StoreUnavailable
 from analytics.identity import Salts, network_id, network_of, page_id, salt_expiry, visitor_id
 
 SALT = b"s" * 32
@@ -54,7 +55,31 @@ def test_salts_are_fetched_once_per_day_and_shared() -> None:
     one, two = Salts(fetch, clock), Salts(fetch, clock)
     day = date(2026, 11, 26)
     assert one.for_day(day) == one.for_day(day) == two.for_day(day)  # two processes agree
-    assert len(calls) == 2  # once per process
+    # Once per process, and the next day's with it: fetched ahead, it is there at midnight.
+    assert [c[0] for c in calls] == [day, date(2026, 11, 27)] * 2
     assert calls[0][1] == 43 * 3600  # until 2026-11-28T00:00Z
     assert one.for_day(date(2026, 11, 27)) != one.for_day(day)
+    # Tomorrow's came from the cache, and fetched the day after's ahead.
+    assert [c[0] for c in calls[4:]] == [date(2026, 11, 28)]
     assert len(one.for_day(day)) == 32
+
+
+def test_a_salt_stands_in_while_the_store_is_away_and_is_replaced_once_it_is_back() -> None:
+    away = True
+    shared: dict[date, bytes] = {}
+    asked: list[date] = []
+
+    def fetch(day: date, candidate: bytes, lifetime: int) -> bytes:
+        asked.append(day)
+        if away:
+            raise StoreUnavailable()
+        return shared.setdefault(day, candidate)
+
+    salts = Salts(fetch, FixedClock(datetime(2026, 11, 26, 5, 0, tzinfo=UTC)))
+    day = date(2026, 11, 26)
+    stand_in = salts.for_day(day)
+    # Asked for the day and the next, then not again at once.
+    assert salts.for_day(day) == stand_in and asked == [day, date(2026, 11, 27)]
+    salts.RETRY_SECONDS = 0.0
+    away = False
+    assert salts.for_day(day) == shared[day] != stand_in

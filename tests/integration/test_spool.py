@@ -1,0 +1,338 @@
+"""A hit answered 204 is counted exactly once: while Redis is stopped, out of memory or
+read-only, hits go to the spool on disk, and are counted from there once Redis takes writes,
+each once, whatever stopped the service in between (SIGTERM or SIGKILL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry
+
+from analytics import create_app
+from analytics.clock import FixedClock
+from analytics.embedded import EmbeddedRedis, free_port
+from analytics.errors import SpoolFull
+from analytics.services import Services
+from analytics.settings import Settings
+from analytics.spool import SUFFIX, decode
+from analytics.store import HitLimits, KeySpace, Store, connect
+from analytics.writer import SPOOLED, HitWriter
+from tests.helpers import ANALYTICS, BROWSER_UA, counters, hit, wait_for
+
+CLIENT_IP = "198.51.100.23"
+LIMITS = HitLimits(1_800_000, 1_800_000, 10_000, 300, 1200)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A redis-server of the test's own, to stop, start and starve at will."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+def make_app(url: str, data_dir: Path, clock: FixedClock) -> Flask:
+    return create_app(
+        Settings(redis_url=url, data_dir=data_dir, read_cache_seconds=0, site_cache_seconds=0),
+        clock=clock,
+        registry=CollectorRegistry(),
+    )
+
+
+def services_of(app: Flask) -> Services:
+    found: Services = app.extensions["analytics"]
+    return found
+
+
+def drained(app: Flask) -> None:
+    services = services_of(app)
+    wait_for(lambda: services.counting.writer.spool_depth == 0, "the spool to drain")
+
+
+def sample(app: Flask, name: str, **labels: str) -> float:
+    value = services_of(app).metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def hits_from_threads(
+    client: FlaskClient, threads: int, each: int, during: threading.Event | None = None
+) -> list[int]:
+    """Pageviews from ``threads`` threads, each a new visitor on a new page; the statuses."""
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def reader(t: int) -> None:
+        for n in range(each):
+            status = hit(client, url=f"https://example.vn/{t}/{n}", ip=f"10.1.{t}.{n}")
+            with lock:
+                statuses.append(status)
+            if during is not None and n == each // 3 and t == 0:
+                during.set()
+
+    started = [threading.Thread(target=reader, args=(t,)) for t in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(120)
+    return statuses
+
+
+def test_hits_while_redis_is_stopped_are_counted_once_it_is_back(
+    own_redis: EmbeddedRedis, tmp_path: Path, clock: FixedClock
+) -> None:
+    app = make_app(own_redis.url, tmp_path / "app", clock)
+    client = app.test_client()
+    stopped = threading.Event()
+
+    def stop_redis_midway() -> None:
+        stopped.wait(60)
+        own_redis.stop()
+
+    stopper = threading.Thread(target=stop_redis_midway)
+    stopper.start()
+    statuses = hits_from_threads(client, 6, 40, during=stopped)
+    stopper.join(60)
+    assert client.get("/readyz").status_code == 503
+    assert statuses == [204] * 240
+    spooled = sample(app, "analytics_hits_total", outcome="spooled")
+    assert spooled > 0 and sample(app, "analytics_spool_depth") == spooled
+    assert sample(app, "analytics_hits_total", outcome="counted") + spooled == 240
+
+    own_redis.start()
+    drained(app)
+    assert client.get("/readyz").status_code == 200
+    assert counters(client)["windows"]["today"]["pageviews"] == 240
+    assert counters(client)["windows"]["total"]["visits"] == 240  # each a new visitor
+    # A batch in flight as Redis stopped may have been counted with its answer lost: sent
+    # again from the spool, it counted nothing twice.
+    replayed = sample(app, "analytics_spool_replayed_total", outcome="counted")
+    already = sample(app, "analytics_spool_replayed_total", outcome="already_counted")
+    assert replayed + already == spooled
+    assert sample(app, "analytics_spool_oldest_age_seconds") == 0
+    assert not list((tmp_path / "app" / "spool").glob("*" + SUFFIX))
+
+
+def test_a_redis_out_of_memory_or_read_only_is_waited_out(
+    own_redis: EmbeddedRedis, tmp_path: Path, clock: FixedClock
+) -> None:
+    app = make_app(own_redis.url, tmp_path / "app", clock)
+    client = app.test_client()
+    assert hit(client, url="https://example.vn/first") == 204
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        for refuse, allow in (
+            (("CONFIG", "SET", "maxmemory", "1"), ("CONFIG", "SET", "maxmemory", "0")),
+            (("REPLICAOF", "127.0.0.1", str(free_port())), ("REPLICAOF", "NO", "ONE")),
+        ):
+            admin.execute_command(*refuse)  # type: ignore[no-untyped-call]
+            for n in range(5):
+                response = client.post(
+                    "/api/v1/hit",
+                    data=json.dumps({"site": "demo", "url": f"https://example.vn/{refuse[0]}/{n}"}),
+                    content_type="text/plain",
+                    headers={"User-Agent": BROWSER_UA},
+                    environ_base={"REMOTE_ADDR": f"10.2.0.{n}"},
+                )
+                assert response.status_code == 204, response.get_data(as_text=True)
+            ready = client.get("/readyz")
+            assert ready.status_code == 503
+            body = ready.get_data(as_text=True)
+            assert "OOM" not in body and "READONLY" not in body and "script" not in body
+            admin.execute_command(*allow)  # type: ignore[no-untyped-call]
+            drained(app)
+            assert client.get("/readyz").status_code == 200
+    finally:
+        admin.config_set("maxmemory", "0")
+        admin.close()
+    assert counters(client)["windows"]["today"]["pageviews"] == 11
+    assert sample(app, "analytics_hits_total", outcome="spooled") == 10
+    assert sample(app, "analytics_hits_total", outcome="invalid") == 0
+    assert sample(app, "analytics_hits_total", outcome="lost") == 0
+
+
+def test_the_spool_holds_no_address_or_user_agent_and_is_private(
+    own_redis: EmbeddedRedis, tmp_path: Path, clock: FixedClock
+) -> None:
+    app = make_app(own_redis.url, tmp_path / "app", clock)
+    client = app.test_client()
+    own_redis.stop()
+    assert hit(client, ip=CLIENT_IP) == 204
+    spool = tmp_path / "app" / "spool"
+    (path,) = spool.glob("*" + SUFFIX)
+    content = path.read_text()
+    assert CLIENT_IP not in content and BROWSER_UA not in content and "Mozilla" not in content
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_replay_cut_short_by_a_crash_counts_nothing_twice(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path, clock: FixedClock
+) -> None:
+    """A process spooled hits, counted some of them from its spool, and died before it could
+    note that it had: the process that takes its file over counts each hit once."""
+    spool = tmp_path / "spool"
+    down = Store.over(connect("redis://127.0.0.1:1/0", timeout=0.2), KeySpace())
+    up = Store.over(connect(redis_url), KeySpace())
+    up.sites.save({"id": "demo"})
+    first = HitWriter(down.counts, spool)
+    for n in range(30):
+        write = up.counts.hit_write(
+            "demo",
+            up.counts.period_keys("demo", []),
+            kind="pageview",
+            visitor=f"v{n}",
+            network=f"n{n}",
+            page=f"p{n}",
+            now_ms=1_764_169_265_000 + n,
+            limits=LIMITS,
+        )
+        assert first.write(write) == SPOOLED
+    first.close()
+    (path,) = spool.glob("*" + SUFFIX)
+    # What the first process got to count before it died: the first half of its spool.
+    calls = [call for line in path.read_bytes().splitlines(keepends=True) if (call := decode(line))]
+    counted_before = calls[: len(calls) // 2]
+    assert up.counts.send(counted_before) == [["counted"]] * len(counted_before)
+
+    second = HitWriter(up.counts, spool)
+    second.start()
+    wait_for(lambda: not list(spool.glob("*" + SUFFIX)), "the spool file to be counted")
+    second.close()
+    online = redis_client.zcard(KeySpace().online("demo"))
+    assert online == 30  # every visitor once: 15 counted before, 15 now, none twice
+    marks = list(redis_client.scan_iter(match="va:{demo}:w:*"))
+    assert len(marks) == 1 and int(redis_client.get(marks[0]) or 0) == calls[-1].seq
+
+
+def test_a_full_spool_loses_the_hit_with_a_503(tmp_path: Path, redis_url: str) -> None:
+    down = Store.over(connect("redis://127.0.0.1:1/0", timeout=0.2), KeySpace())
+    writer = HitWriter(down.counts, tmp_path / "spool", spool_max_bytes=4096)
+    outcomes: list[str] = []
+    with pytest.raises(SpoolFull):
+        for n in range(100):
+            write = down.counts.hit_write(
+                "demo",
+                (),
+                kind="heartbeat",
+                visitor=f"v{n}",
+                network="n",
+                page="p",
+                now_ms=1_764_169_265_000,
+                limits=LIMITS,
+            )
+            outcomes.append(writer.write(write))
+    writer.close()
+    assert outcomes and set(outcomes) == {SPOOLED}
+    assert sum(p.stat().st_size for p in (tmp_path / "spool").glob("*" + SUFFIX)) <= 4096
+
+
+@contextmanager
+def web_process(
+    url: str, data_dir: Path, log: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`analytics web` with one worker on ``url``, its spool under ``data_dir``."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    env.update(
+        ANALYTICS_REDIS_URL=url,
+        ANALYTICS_DATA_DIR=str(data_dir),
+        ANALYTICS_WORKERS="1",
+        ANALYTICS_READ_CACHE_SECONDS="0",
+        TMPDIR=str(data_dir.parent),
+    )
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [ANALYTICS, "web", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert process.poll() is None, log.read_text()
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    try:
+        wait_for(up, "analytics web")
+        yield process, base
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+
+
+def post_hit(base: str, n: int) -> int:
+    body = json.dumps({"site": "demo", "url": f"https://example.vn/kill/{n}"}).encode()
+    request = urllib.request.Request(
+        f"{base}/api/v1/hit",
+        data=body,
+        headers={"User-Agent": BROWSER_UA, "Content-Type": "text/plain", "X-Forwarded-For": ""},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_spooled_hits_survive_a_stop_or_kill_of_the_service(
+    own_redis: EmbeddedRedis, tmp_path: Path, stop: signal.Signals
+) -> None:
+    data_dir = tmp_path / "data"
+    log = tmp_path / "web.log"
+    url = own_redis.url
+    with web_process(url, data_dir, log) as (process, base):
+        assert post_hit(base, 0) == 204  # the site is registered and counting
+        own_redis.stop()
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def send(t: int) -> None:
+            for n in range(15):
+                status = post_hit(base, 1000 * (t + 1) + n)
+                with lock:
+                    statuses.append(status)
+
+        threads = [threading.Thread(target=send, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert statuses == [204] * 60
+        os.killpg(process.pid, stop)
+        process.wait(30)
+    assert list((data_dir / "spool").glob("*" + SUFFIX))  # left for the next start
+    own_redis.start()
+    with web_process(url, data_dir, log) as (_, base):
+
+        def counted() -> bool:
+            with urllib.request.urlopen(f"{base}/api/v1/sites/demo/counters", timeout=5) as r:
+                return bool(json.load(r)["windows"]["total"]["pageviews"] == 61)
+
+        wait_for(counted, "every answered hit to be counted")
+        wait_for(lambda: not list((data_dir / "spool").glob("*" + SUFFIX)), "an empty spool")
+        with urllib.request.urlopen(f"{base}/api/v1/sites/demo/counters", timeout=5) as r:
+            assert json.load(r)["windows"]["total"]["pageviews"] == 61
