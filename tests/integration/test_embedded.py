@@ -42,7 +42,7 @@ def test_it_listens_on_a_private_unix_socket_with_aof(embedded: EmbeddedRedis) -
     assert oct(embedded.socket_path.stat().st_mode & 0o777) == "0o700"
     config = redis.Redis.from_url(embedded.url, decode_responses=True).config_get("*")
     assert config["appendonly"] == "yes"
-    assert config["appendfsync"] == "everysec"
+    assert config["appendfsync"] == "always"
     assert config["maxmemory-policy"] == "noeviction"
     assert config["port"] == "0"  # no TCP listener at all
     assert Path(config["dir"]) == embedded.data_dir
