@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +25,9 @@ from analytics.errors import AnalyticsError
 log = logging.getLogger(__name__)
 
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
+APPENDFSYNC = "always"
+"""The embedded Redis's AOF policy: a hit is on disk before it is answered, so no crash, of
+Redis or of the machine, loses a hit answered 204 (bench/crash.py measures what it costs)."""
 
 
 class EmbeddedRedisError(AnalyticsError):
@@ -59,6 +63,34 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def exit_status(returncode: int) -> str:
+    """A process's ``returncode`` as an operator reads it: "killed by SIGKILL", "exited with 1"."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with {returncode}"
+
+
+class RestartDelay:
+    """How long to wait before starting a dead server again: ``first`` seconds, doubled at each
+    death that follows its start by less than ``steady`` seconds, at most ``cap``."""
+
+    def __init__(self, first: float = 0.5, cap: float = 10.0, steady: float = 30.0) -> None:
+        self.first, self.cap, self.steady = first, cap, steady
+        self._next = first
+
+    def after(self, ran_for: float) -> float:
+        """The wait before the next start of a server that died ``ran_for`` seconds after its
+        last start."""
+        if ran_for >= self.steady:
+            self._next = self.first
+        delay = self._next
+        self._next = min(self._next * 2, self.cap)
+        return delay
+
+
 class EmbeddedRedis:
     """A redis-server on a unix socket (or loopback TCP) keeping an AOF under ``data_dir``.
 
@@ -66,15 +98,33 @@ class EmbeddedRedis:
     redis-server says so, and the kernel releases it when both are gone, however
     they ended. A stale pid file or socket never blocks the next start: Redis
     replaces both.
+
+    Once ``supervise`` is called, a server that dies other than by ``stop`` is reaped, logged
+    and started again from the same configuration (same socket or port and password, so every
+    client's URL keeps working) and the same files, after a ``RestartDelay``. The lock stays
+    ours all along: no other instance can take the directory in between.
     """
 
-    def __init__(self, data_dir: Path, binary: str | None = None, lock_wait: float = 5.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        binary: str | None = None,
+        lock_wait: float = 5.0,
+        restart_delay: RestartDelay | None = None,
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.lock_wait = lock_wait
         self.binary = binary or redis_server_binary()
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.restarts = 0  # times the supervisor started the server again
         self._lock_file: IO[str] | None = None
+        self._restart_delay = restart_delay or RestartDelay()
+        self._started_at = 0.0
+        # Taken to replace or stop the process, so that no restart races a stop.
+        self._process_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -88,38 +138,98 @@ class EmbeddedRedis:
     def log_path(self) -> Path:
         return self.data_dir / "redis.log"
 
+    @property
+    def conf_path(self) -> Path:
+        return self.data_dir / "redis.conf"
+
     def start(self, timeout: float = 20.0) -> str:
         """Starts the server and waits until it answers; returns its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stopping.clear()
         self._take_lock(timeout)
-        assert self._lock_file is not None
         config, self.url = self._config()
-        conf_path = self.data_dir / "redis.conf"
-        conf_path.unlink(missing_ok=True)
+        self.conf_path.unlink(missing_ok=True)
         # Created private: the loopback fallback writes a password into it.
-        with os.fdopen(os.open(conf_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        with os.fdopen(os.open(self.conf_path, flags, 0o600), "w") as f:
             f.write(config)
         try:
-            self.process = subprocess.Popen(
-                [self.binary, str(conf_path)],
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                # Redis holds the lock too, so that no second server can start on this
-                # directory while it lives, even if we die without stopping it.
-                pass_fds=(self._lock_file.fileno(),),
-                # Its own session: a Ctrl-C in the terminal reaches us alone, and we stop
-                # Redis only after the hits in flight are counted.
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
-            self._wait_ready(timeout)
+            self.process = self._spawn()
+            self._wait_ready(self.process, timeout)
         except BaseException:
             self.stop()
             raise
         log.info("embedded Redis ready at %s (data in %s)", self._public_url(), self.data_dir)
         return self.url
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        assert self._lock_file is not None
+        self._started_at = time.monotonic()
+        return subprocess.Popen(
+            [self.binary, str(self.conf_path)],
+            cwd=self.data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # Redis holds the lock too, so that no second server can start on this
+            # directory while it lives, even if we die without stopping it.
+            pass_fds=(self._lock_file.fileno(),),
+            # Its own session: a Ctrl-C in the terminal reaches us alone, and we stop
+            # Redis only after the hits in flight are counted.
+            start_new_session=True,
+            # The signal comes when the thread that started it ends: the main thread for the
+            # first server, the supervisor (which outlives each one it starts) for the others.
+            preexec_fn=die_with_parent,
+        )
+
+    def supervise(self, timeout: float = 20.0) -> None:
+        """Watches the started server from a thread of this process, and starts it again
+        whenever it dies other than by ``stop``; ``timeout`` bounds each start."""
+        if self._supervisor is not None:
+            return
+        self._supervisor = threading.Thread(
+            target=self._supervise, args=(timeout,), name="embedded-redis", daemon=True
+        )
+        self._supervisor.start()
+
+    def _supervise(self, timeout: float) -> None:
+        while not self._stopping.is_set():
+            process = self.process
+            if process is None:
+                return
+            returncode = process.wait()  # reaps it: no zombie is left behind
+            if self._stopping.is_set():
+                return
+            delay = self._restart_delay.after(time.monotonic() - self._started_at)
+            log.warning(
+                "embedded Redis (pid %d) %s; starting it again in %.1f s",
+                process.pid,
+                exit_status(returncode),
+                delay,
+                extra={"event": "redis_restart", "component": "embedded"},
+            )
+            if self._stopping.wait(delay):
+                return
+            with self._process_lock:
+                if self._stopping.is_set():
+                    return
+                try:
+                    started = self._spawn()
+                except OSError as err:
+                    log.error("embedded Redis could not be started again: %s", err)
+                    continue  # the old process is reaped: wait() returns at once
+                self.process = started
+                self.restarts += 1
+            try:
+                self._wait_ready(started, timeout)
+            except EmbeddedRedisError as err:
+                if self._stopping.is_set():
+                    return
+                log.error("embedded Redis did not start again: %s", err)
+                if started.poll() is None:
+                    started.kill()  # the next turn reaps it and tries again
+                continue
+            log.info("embedded Redis ready again at %s", self._public_url())
 
     def _take_lock(self, timeout: float) -> None:
         """The data directory's lock; waits a little for a Redis whose owner just died to exit."""
@@ -145,7 +255,7 @@ class EmbeddedRedis:
             f'pidfile "{self.pid_path}"',
             f'logfile "{self.log_path}"',
             "appendonly yes",
-            "appendfsync everysec",
+            f"appendfsync {APPENDFSYNC}",
             'appendfilename "appendonly.aof"',
             "aof-use-rdb-preamble yes",
             "aof-load-truncated yes",
@@ -186,15 +296,14 @@ class EmbeddedRedis:
     def _public_url(self) -> str:
         return self.url.split("@", 1)[-1] if "@" in self.url else self.url
 
-    def _wait_ready(self, timeout: float) -> None:
-        assert self.process is not None
+    def _wait_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
         try:
             while time.monotonic() < deadline:
-                if self.process.poll() is not None:
+                if process.poll() is not None:
                     raise EmbeddedRedisError(
-                        f"redis-server exited with {self.process.returncode}: {self._log_tail()}"
+                        f"redis-server {exit_status(process.returncode)}: {self._log_tail()}"
                     )
                 try:
                     if client.ping():
@@ -213,8 +322,11 @@ class EmbeddedRedis:
             return "(no log)"
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM, on which Redis flushes the AOF and exits; a kill only after ``timeout``."""
-        process, self.process = self.process, None
+        """SIGTERM, on which Redis flushes the AOF and exits; a kill only after ``timeout``.
+        The supervisor, if any, ends first: nothing starts the server again."""
+        self._stopping.set()
+        with self._process_lock:
+            process, self.process = self.process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -223,6 +335,9 @@ class EmbeddedRedis:
                 log.error("embedded Redis did not stop in %.0f s; killing it", timeout)
                 process.kill()
                 process.wait()
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.join(timeout)
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None

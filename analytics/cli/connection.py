@@ -13,11 +13,14 @@ log = logging.getLogger("analytics")
 
 
 @contextmanager
-def redis_for(settings: Settings, *, share_running: bool = False) -> Iterator[Settings]:
+def redis_for(
+    settings: Settings, *, share_running: bool = False, supervise: bool = False
+) -> Iterator[Settings]:
     """``settings`` with a Redis URL: the configured one, or an embedded server's.
 
     With ``share_running``, the embedded Redis of a running `analytics serve` is used when
-    there is one; otherwise one is started on the data directory for the command's duration.
+    there is one; otherwise one is started on the data directory for the command's duration,
+    and, with ``supervise``, started again whenever it dies meanwhile.
     """
     if settings.redis_url is not None:
         yield settings
@@ -28,6 +31,8 @@ def redis_for(settings: Settings, *, share_running: bool = False) -> Iterator[Se
         return
     embedded = EmbeddedRedis(settings.data_dir)
     embedded.start()
+    if supervise:
+        embedded.supervise()
     try:
         yield settings.replace(redis_url=embedded.url)
     finally:

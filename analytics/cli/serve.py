@@ -132,7 +132,8 @@ def serve(host: str, port: int, workers: int | None) -> None:
         check_port(host, port)
     except OSError as err:
         raise cannot_listen(err, host, port, "--port") from None
-    with redis_for(settings) as ready, metrics_directory():
+    # The embedded Redis, if any, is supervised by this process: started again if it dies.
+    with redis_for(settings, supervise=True) as ready, metrics_directory():
         services = build_services(ready)  # registers the sites once, before any worker starts
         scheduler = build_scheduler(services.housekeeper)
         base = url_of(host, port)

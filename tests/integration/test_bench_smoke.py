@@ -1,5 +1,5 @@
-"""The load benchmarks (bench/load.py, bench/servers.py, bench/speed.py) run end to end in quick
-mode, with wrk."""
+"""The benchmarks run end to end in quick mode: the load benchmarks (bench/load.py,
+bench/servers.py, bench/speed.py) with wrk, and the crash measurement (bench/crash.py)."""
 
 from __future__ import annotations
 
@@ -72,3 +72,24 @@ def test_the_speed_bench_of_serve_counts_every_beacon_and_prints_the_ratios() ->
     assert "history bytes/day" in output, output
     for server in ("gunicorn", "granian"):
         assert f"| {server}" not in output, output  # --only
+
+
+@pytest.mark.slow
+def test_the_crash_bench_kills_redis_in_both_modes_and_accounts_for_every_hit() -> None:
+    output = quick("bench.crash", 120)
+    for mode in ("everysec", "always"):
+        found = re.search(
+            rf"^\| {mode} \| 1 \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$",
+            output,
+            re.MULTILINE,
+        )
+        assert found is not None, output
+        acknowledged, counted, lost, failed, rate = map(int, found.groups())
+        assert acknowledged > 0 and rate > 0, found[0]
+        # What Redis holds is what it acknowledged and kept, plus at most the hits in flight
+        # at the kill (written, never answered).
+        kept = acknowledged - lost
+        assert kept <= counted <= kept + failed, found[0]
+        if mode == "always":  # synced before each answer: a kill cannot take one back
+            assert lost == 0, found[0]
+    assert re.search(r"^ratio always/everysec \(hits/s\): \d+\.\d\d$", output, re.MULTILINE)

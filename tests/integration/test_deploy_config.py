@@ -821,7 +821,7 @@ def test_redis_conf_loads_and_keeps_counts(compose: dict[str, Any], tmp_path: Pa
         wait_for(ready, "redis-server on config/redis.conf")
         config = client.config_get("*")
         assert config["appendonly"] == "yes"
-        assert config["appendfsync"] == "everysec"
+        assert config["appendfsync"] == "always"
         assert config["maxmemory-policy"] == "noeviction"
         assert config["save"], "no RDB snapshots"
         maxmemory = int(config["maxmemory"])

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -313,3 +314,89 @@ def test_the_scheduler_stops_once_however_many_signals_it_gets(tmp_path: Path) -
         for _ in range(5):  # a second signal while the first is handled must not hang it
             process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
+
+
+def visitor(t: int, n: int) -> dict[str, str]:
+    """A new visitor (behind the trusted proxy) for the ``n``-th beacon of thread ``t``: no
+    rate limit or reload guard holds any of them back."""
+    return {"X-Forwarded-For": f"10.{t}.{n // 256 % 256}.{n % 256}"}
+
+
+def redis_state(pid: int) -> str | None:
+    """The state letter of ``pid`` (Z for a zombie nobody reaped), None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+class Beacons:
+    """Beacons sent from several threads until stopped; how many were answered 204."""
+
+    def __init__(self, port: int, threads: int) -> None:
+        self.port = port
+        self.answered = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._send, args=(t,), daemon=True) for t in range(threads)
+        ]
+
+    def _send(self, t: int) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            try:
+                status = _post_hit(self.port, n, visitor(t, n))
+            except (urllib.error.URLError, OSError):
+                continue  # the gap while Redis is away: not what this looks at
+            if status == 204:
+                with self._lock:
+                    self.answered += 1
+
+    def __enter__(self) -> Beacons:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+
+def test_a_killed_embedded_redis_is_started_again_under_load(tmp_path: Path) -> None:
+    port = free_port()
+    pid_file = tmp_path / "data" / "redis.pid"
+    with serving(tmp_path, port, "--workers", "2", ANALYTICS_TRUSTED_PROXIES="1") as server:
+        with Beacons(port, threads=4) as beacons:
+            wait_for(lambda: beacons.answered >= 40, "beacons counted")
+            first = int(pid_file.read_text())
+            answered_before_kill = beacons.answered
+            os.kill(first, signal.SIGKILL)
+            wait_for(
+                lambda: (
+                    http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+                    and int(pid_file.read_text()) != first
+                ),
+                "ready again",
+                seconds=10,
+            )
+            assert redis_state(first) is None  # reaped by `analytics serve`, no zombie
+            # The beacons go on being counted, from every thread, on the same URL.
+            resumed = beacons.answered
+            wait_for(lambda: beacons.answered >= resumed + 40, "counting to resume")
+        # Every beacon answered 204 before the kill is still counted: Redis read its AOF.
+        total = _totals(port)["total"]["pageviews"]
+        assert total >= answered_before_kill
+        assert [_post_hit(port, n, visitor(9, n)) for n in range(10)] == [204] * 10
+        assert _totals(port)["total"]["pageviews"] >= total + 10
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+        output = server.stdout.read() if server.stdout else ""
+    second = int(pid_file.read_text()) if pid_file.exists() else None
+    assert [line for line in output.splitlines() if "embedded Redis (pid" in line] == [
+        line for line in output.splitlines() if f"(pid {first}) killed by SIGKILL" in line
+    ]
+    assert f"(pid {first}) killed by SIGKILL" in output
+    assert second is None or redis_state(second) is None  # stopped with the service
