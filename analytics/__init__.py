@@ -11,6 +11,7 @@ from analytics.clock import Clock, system_clock
 from analytics.metrics import ScrapeTimeGauges, read_snapshot
 from analytics.services import Services, build_services
 from analytics.settings import Settings
+from analytics.web import admin
 
 __all__ = ["create_app"]
 
@@ -34,6 +35,9 @@ def create_app(
     settings = services.settings
     # No default /static route: each file is served by its own route, with its own headers.
     app = Flask(__name__, static_folder=None)
+    # No body a Flask route reads is larger than an admin request's: a form is never spooled to
+    # a temporary file (werkzeug does so past 500 KB).
+    app.config["MAX_CONTENT_LENGTH"] = admin.MAX_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     logs.init_app(app)

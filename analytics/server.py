@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import resource
 import shutil
 import socket
 import tempfile
@@ -19,6 +20,13 @@ from analytics.settings import Settings
 log = logging.getLogger("analytics")
 
 APP_TARGET = "analytics.worker:app"
+CONNECTIONS_PER_WORKER = 10_000
+"""Connections a worker holds open at once, idle and slow ones included; past them, new ones
+wait in the listen queue. Lower when the open-files limit is lower (``connections_per_worker``)."""
+FILES_KEPT_FREE = 256
+"""Open files a worker keeps for other uses than client connections (Redis, logs, metrics)."""
+LISTEN_BACKLOG = 4096
+"""Connections the kernel queues before a worker accepts them (capped by net.core.somaxconn)."""
 ACCESS_LOG_FORMAT = '"%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3fms'
 """A line of the access log (the ``access_log`` setting): no client address, no query."""
 
@@ -43,6 +51,28 @@ def metrics_directory() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def raise_open_files_limit() -> int:
+    """Raises this process's soft limit of open files to its hard limit (the workers it starts
+    inherit it); returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20) if soft != resource.RLIM_INFINITY else soft
+    if soft == resource.RLIM_INFINITY or soft >= hard:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        return soft
+    return hard
+
+
+def connections_per_worker(open_files: int) -> int:
+    """Client connections a worker may hold within ``open_files`` open files."""
+    if open_files == resource.RLIM_INFINITY:
+        return CONNECTIONS_PER_WORKER
+    return max(1, min(CONNECTIONS_PER_WORKER, open_files - FILES_KEPT_FREE))
+
+
 def worker_environment(settings: Settings) -> None:
     """What the workers need that is not in the settings file and environment they read: the
     Redis URL of an embedded Redis."""
@@ -62,18 +92,33 @@ def serve_workers(
 
     Workers are spawned, not forked, so none inherits this process's threads (the scheduler's)
     or its Redis connections; one that dies is started again.
+
+    Slow clients: HTTP/1.1 only, so that the header timeout runs from the moment a connection
+    opens (granian's HTTP/2 detection waits for a first byte without any timeout); a client gets
+    ``settings.header_timeout_seconds`` to send its request's headers, and an idle kept-alive
+    connection stays that long; then it is closed without an answer. Each worker holds up to
+    ``connections_per_worker`` connections, so idle ones do not keep others out. Nothing times
+    a request's body once its headers are in: the app's limits (8 KiB for a beacon, 64 KiB
+    elsewhere) bound its size, and a body that stalls holds a worker thread until its client
+    hangs up (docs/operations.md, "Slow clients and large bodies").
     """
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
     from granian.server import Server
 
     worker_environment(settings)
+    open_files = raise_open_files_limit()
     multiprocessing.set_start_method("spawn", force=True)
     server = Server(
         APP_TARGET,
         address=host,
         port=port,
         interface=Interfaces.WSGI,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=settings.header_timeout_seconds * 1000),
+        backlog=LISTEN_BACKLOG,
+        backpressure=connections_per_worker(open_files),
         workers=workers,
         blocking_threads=settings.threads,
         respawn_failed_workers=True,

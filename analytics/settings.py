@@ -237,6 +237,16 @@ class Settings:
             default_says="one per CPU this process may use, within a container's CPU quota",
         ),
     )
+    header_timeout_seconds: int = field(
+        default=10,
+        metadata=spec(
+            "seconds a client of `analytics serve` and `analytics web` has to send a request's "
+            "headers, from when it connects or its previous answer ends (so also how long an "
+            "idle kept-alive connection stays open); then the connection is closed unanswered",
+            low=1,
+            high=60,
+        ),
+    )
     access_log: bool = field(
         default=False,
         metadata=spec(

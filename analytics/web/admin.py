@@ -22,10 +22,14 @@ def _client() -> str:
 
 
 def _json() -> Any:
-    """The request's JSON body, at most ``MAX_BODY_BYTES``."""
+    """The request's JSON body, at most ``MAX_BODY_BYTES``: refused from its Content-Length, and
+    a streamed (chunked) body cut one byte past the limit, so that it is seen to be over it."""
+    too_large = PayloadTooLarge(f"an admin request body is at most {MAX_BODY_BYTES} bytes")
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"an admin request body is at most {MAX_BODY_BYTES} bytes")
-    request.max_content_length = MAX_BODY_BYTES  # a chunked body too
+        raise too_large
+    request.max_content_length = MAX_BODY_BYTES + 1
+    if len(request.get_data(cache=True)) > MAX_BODY_BYTES:
+        raise too_large
     data = request.get_json(silent=True, force=True)
     if data is None:
         raise InvalidInput("the body must be a JSON object")
