@@ -143,7 +143,9 @@ def _start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 def _sentinel_sees_everything(client: redis.Redis, name: str, others: int) -> bool:
     master = client.sentinel_master(name)
-    if not isinstance(master, dict) or master["flags"] != "master" or master["num-other-sentinels"] < others:
+    if not isinstance(master, dict) or master["flags"] != "master":
+        return False
+    if master["num-other-sentinels"] < others:
         return False
     replicas: list[dict[str, Any]] = client.sentinel_slaves(name)
     return any(r["flags"] == "slave" and r["master-link-status"] == "ok" for r in replicas)
