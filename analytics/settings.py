@@ -31,7 +31,15 @@ TOKEN = re.compile(r"[\x21-\x7e]{16,512}")
 """A bearer token: what an HTTP header carries unchanged (printable ASCII, no spaces)."""
 CONFIG_ENV = "ANALYTICS_CONFIG"
 DEFAULT_CONFIG_FILE = Path("config") / "analytics.toml"
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+REDIS_SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
 LOG_FORMATS = ("json", "text")
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 TRUE_WORDS = ("true", "1", "yes", "on")
@@ -118,10 +126,20 @@ def spec(
 
 def _redis_url_problem(value: str) -> str | None:
     scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme.endswith("+sentinel"):
+        # The Sentinel form is checked whole here, so a start stops on it before connecting.
+        from analytics.store.connection import parse_sentinel_url
+
+        try:
+            parse_sentinel_url(value)
+        except ValueError as err:
+            return str(err)
     if scheme in REDIS_SCHEMES:
         return None
     schemes = ", ".join(x + "://" for x in REDIS_SCHEMES)
-    return f"must start with one of {schemes}; got {value!r}"
+    # The value without its credentials: a mistyped scheme must not print the password.
+    shown = re.sub(r"(?<=://).*@", "***@", value)
+    return f"must start with one of {schemes}; got {shown!r}"
 
 
 def _token_problem(value: str) -> str | None:
@@ -156,7 +174,8 @@ class Settings:
     redis_url: str | None = field(
         default=None,
         metadata=spec(
-            "the Redis to count in; `redis+cluster://host:port` for a Redis Cluster",
+            "the Redis to count in; `redis+cluster://host:port` for a Redis Cluster, "
+            "`redis+sentinel://host:port,host:port/name` for the primary that Sentinels name",
             rule=REDIS_URL,
             default_says="unset: embedded Redis",
         ),
