@@ -1079,18 +1079,6 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
 ENUMERATED_LABELS = frozenset({"outcome", "operation", "task"})
 PLAIN_ALTERNATIVES = re.compile(r"\w+(?:\|\w+)*")
 
-# What the config files name ahead of the code that exports it (the spool's metrics and hit
-# outcomes): each query here must still be reported exactly so, so that the entry is removed
-# as soon as the service exports it and the normal checks apply.
-AWAITED = {
-    "analytics_spool_bytes": "analytics_spool_bytes is not exposed",
-    "analytics_spool_max_bytes": "analytics_spool_max_bytes is not exposed",
-    "analytics_spool_oldest_age_seconds": "analytics_spool_oldest_age_seconds is not exposed",
-    "analytics_spool_replayed_total": "analytics_spool_replayed_total is not exposed",
-    'analytics_hits_total{outcome="spooled"}': 'analytics_hits_total has no outcome "spooled"',
-    'analytics_hits_total{outcome="lost"}': 'analytics_hits_total has no outcome "lost"',
-}
-
 
 class Exposed:
     """The series a scrape of the service gives Prometheus, with their stored label names
@@ -1164,25 +1152,12 @@ def test_queries_ask_for_exposed_metrics_and_labels(
     queries: Callable[[], list[tuple[str, str]]],
 ) -> None:
     jobs = set(scrape_jobs(prometheus_config))
-    awaited = set(AWAITED.values())
     problems = [
         f"{where}: {problem}"
         for where, expr in queries()
         for problem in exposed.problems(expr, jobs)
-        if problem not in awaited
     ]
     assert not problems, "\n".join(problems)
-
-
-def test_what_the_config_files_await_is_not_exported_yet(
-    exposed: Exposed, prometheus_config: dict[str, Any]
-) -> None:
-    """Once the service exports one of them, its entry of AWAITED must go."""
-    jobs = set(scrape_jobs(prometheus_config))
-    for query, problem in AWAITED.items():
-        assert exposed.problems(query, jobs) == [problem], (
-            f"{query} is exported now: remove it from AWAITED"
-        )
 
 
 def test_the_query_check_catches_what_would_never_match(exposed: Exposed) -> None:
