@@ -246,13 +246,19 @@ class CountStore:
         return results
 
     def _on_a_replica(self) -> bool:
-        """Whether what this connection wrote has reached a replica (WAIT), or there is none to
-        reach: a primary that Sentinel fails over to a replica loses what the replica lacks."""
-        client = self._conn.client
+        """Whether what this connection wrote has reached a replica (WAIT), or there is none a
+        failover could promote: Sentinel still names this primary and knows no live replica.
+        A primary the Sentinels replaced keeps taking writes until they demote it, and a
+        replica promoted away from it never sees them."""
+        client = cast(redis.Redis, self._conn.client)
         if int(client.execute_command("WAIT", 1, REPLICA_WAIT_MS)) >= 1:  # type: ignore[no-untyped-call]
             return True
-        role = client.execute_command("ROLE")  # type: ignore[no-untyped-call]
-        return text(role[0]) == "master" and not role[2]
+        pool = cast(SentinelConnectionPool, client.connection_pool)
+        written_to = pool.master_address
+        # Asking also drops idle connections to a primary the Sentinels no longer name.
+        if pool.get_master_address() != written_to:  # type: ignore[no-untyped-call]
+            return False
+        return not pool.sentinel_manager.discover_slaves(pool.service_name)
 
     def read_windows(
         self, site_id: str, windows: Sequence[Period], online_since_ms: int
