@@ -3,6 +3,7 @@ the web app, the scheduler and the command line."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from analytics.audit import AuditLog
 from analytics.auth import Authenticator
 from analytics.clock import Clock, system_clock
 from analytics.counting import Counting, Policy
-from analytics.errors import SettingsError
+from analytics.errors import SettingsError, StoreUnavailable
 from analytics.history import History
 from analytics.housekeeping import Housekeeper, HousekeepingPolicy, Retention
 from analytics.identity import Salts
@@ -23,6 +24,8 @@ from analytics.settings import Settings
 from analytics.sites import SiteRegistry, seed_sites
 from analytics.store import KeySpace, Store, connect
 from analytics.writer import HitWriter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,15 @@ def build_services(
     )
     sites = SiteRegistry(store.sites, settings.site_cache_seconds)
     if seed:
-        seed_sites(sites, settings.sites_file)
+        try:
+            seed_sites(sites, settings.sites_file)
+        except StoreUnavailable:
+            # A web worker started while Redis is away still answers (its health, and the
+            # sites it learns of once Redis is back); the next start registers the sites.
+            log.warning(
+                "Redis is away: the sites were not registered at start",
+                extra={"event": "seed_skipped"},
+            )
     policy = Policy(
         per_visitor_per_minute=settings.rate_limit_visitor_per_minute,
         per_network_per_minute=settings.rate_limit_ip_per_minute,

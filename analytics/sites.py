@@ -368,6 +368,23 @@ class SiteRegistry:
             raise UnknownSite(site_id)
         return site
 
+    def preload(self, at_most: int = 10_000) -> int:
+        """Reads every registered site (up to ``at_most``) into the cache, as a web worker does
+        at start: a site it has not served yet still counts (into the spool) if Redis goes
+        away before its first hit. Returns how many."""
+        ids = self._store.ids()[:at_most]
+        now = time.monotonic()
+        loaded = 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for stored in self._store.load_many(chunk):
+                if stored is not None:
+                    site = Site.create(stored)
+                    with self._lock:
+                        self._known[site.id] = (now + self._ttl, site)
+                    loaded += 1
+        return loaded
+
     def save(self, site: Site) -> None:
         self._store.save(site.to_dict())
         # Known from now on, as if read: a hit for it while Redis is away still counts.

@@ -9,8 +9,10 @@ empty directory of that server's own, or each worker answers /metrics with its o
 from __future__ import annotations
 
 import atexit
+import contextlib
 
 from analytics import create_app
+from analytics.errors import StoreUnavailable
 from analytics.logs import configure_logging
 from analytics.settings import Settings
 
@@ -22,8 +24,13 @@ if settings.redis_url is None:
     )
 configure_logging(settings.log_format)
 app = create_app(settings)
+_services = app.extensions["analytics"]
+# Every site's settings, so that a site this worker has not served yet still counts (into the
+# spool) should Redis go away before its first hit.
+with contextlib.suppress(StoreUnavailable):
+    _services.sites.preload()
 # At once, not on the first hit: spool files left by a crash are counted as soon as Redis is up.
-_writer = app.extensions["analytics"].counting.writer
+_writer = _services.counting.writer
 _writer.start()
 # On the way out, the hits still queued go to Redis or to the spool.
 atexit.register(_writer.close)

@@ -18,6 +18,13 @@ class SiteStore:
             raw = self._conn.client.get(self._conn.keys.site_config(site_id))
         return None if raw is None else dict(json.loads(raw))
 
+    def load_many(self, site_ids: list[str]) -> list[dict[str, Any] | None]:
+        """The settings of each site of ``site_ids``, in one round trip."""
+        keys = [self._conn.keys.site_config(site_id) for site_id in site_ids]
+        with self._conn.call("load_site"):
+            raws = self._conn.client.mget(keys) if keys else []
+        return [None if raw is None else dict(json.loads(raw)) for raw in raws]
+
     def save(self, site: dict[str, Any]) -> None:
         site_id = site["id"]
         with self._conn.call("save_site"):

@@ -336,3 +336,24 @@ def test_spooled_hits_survive_a_stop_or_kill_of_the_service(
         wait_for(lambda: not list((data_dir / "spool").glob("*" + SUFFIX)), "an empty spool")
         with urllib.request.urlopen(f"{base}/api/v1/sites/demo/counters", timeout=5) as r:
             assert json.load(r)["windows"]["total"]["pageviews"] == 61
+
+
+def test_a_site_read_at_start_counts_into_the_spool_before_its_first_hit(
+    own_redis: EmbeddedRedis, tmp_path: Path, clock: FixedClock
+) -> None:
+    """A web worker reads every site at start: should Redis go away before a site's first hit
+    there, the hit is still kept. A worker that did not, and a worker started while Redis is
+    away, answer 503 for it, and the second still starts and answers its health."""
+    services_of(make_app(own_redis.url, tmp_path / "a", clock)).sites.upsert({"id": "other"})
+    preloaded = make_app(own_redis.url, tmp_path / "b", clock)
+    assert services_of(preloaded).sites.preload() == 2  # demo and other
+    cold = make_app(own_redis.url, tmp_path / "c", clock)
+    own_redis.stop()
+    assert hit(preloaded.test_client(), "other") == 204
+    assert hit(cold.test_client(), "other") == 503
+    started_during = make_app(own_redis.url, tmp_path / "d", clock)
+    assert started_during.test_client().get("/healthz").status_code == 200
+    assert hit(started_during.test_client(), "other") == 503
+    own_redis.start()
+    drained(preloaded)
+    assert counters(cold.test_client(), "other")["windows"]["total"]["pageviews"] == 1
