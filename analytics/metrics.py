@@ -48,12 +48,10 @@ REPLAY_OUTCOMES = (
     "rate_limited",
     "unknown_site",
     "already_counted",
-    "refused",
     "other",
 )
-"""What a hit replayed from the spool came to: the hit script's outcomes, ``already_counted``
-for a call Redis had counted before its answer was lost, ``refused`` for a call Redis refused
-for good (dropped, and logged)."""
+"""What a hit replayed from the spool came to: the hit script's outcomes, and
+``already_counted`` for a call Redis had counted before its answer was lost."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0)
 

@@ -14,10 +14,12 @@ crash fails its check and is dropped: it was never synced, so its hits were neve
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
+import time
 import zlib
 from collections import deque
 from collections.abc import Sequence
@@ -30,6 +32,8 @@ from analytics.store import HitCall
 log = logging.getLogger(__name__)
 
 SUFFIX = ".spool"
+MAKING_SUFFIX = ".new"
+"""A spool file being made: renamed to ``SUFFIX`` once its process holds its lock."""
 DONE_SUFFIX = ".done"
 READ_CHUNK = 1 << 20
 """Bytes read from a spool file at a time while replaying it."""
@@ -125,35 +129,64 @@ class Spool:
         Raises SpoolError, keeping nothing, when they would take the spool past its limit or
         the disk refuses them."""
         data = b"".join(encode(call) for call in calls)
+        if self.bytes + len(data) > self.max_bytes * 0.9:
+            self._others_bytes = self._size_of_others()  # near the limit: exact, not 5 s old
         if self.bytes + len(data) > self.max_bytes:
             raise SpoolError(f"the spool is full ({self.max_bytes} bytes)")
         own = self._own or self._open_own()
+        fd = own.handle.fileno()
+        kept = os.fstat(fd).st_size
         try:
-            os.write(own.handle.fileno(), data)
-            os.fdatasync(own.handle.fileno())
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                if written <= 0:
+                    raise OSError(errno.EIO, "nothing written")
+                view = view[written:]
+            os.fdatasync(fd)
         except OSError as err:
-            # A partial line fails its check when read; cut it off so that the next is whole.
+            # Nothing half written stays behind: the next record starts on a line of its own.
             with contextlib.suppress(OSError):
-                os.ftruncate(own.handle.fileno(), self._own_bytes)
+                os.ftruncate(fd, kept)
             raise SpoolError(f"the spool cannot be written: {err.strerror}") from err
-        self._own_bytes += len(data)
+        self._own_bytes = kept + len(data)
         own.hits += sum(call.hits for call in calls)
 
     def _open_own(self) -> _Source:
         self._episode += 1
         path = self.directory / f"{self.writer}-{self._episode}{SUFFIX}"
+        # Made and locked under another name, then renamed: no other process can take over a
+        # file of ours before we hold its lock.
+        making = path.with_suffix(MAKING_SUFFIX)
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+            fd = os.open(making, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+        except OSError as err:
+            raise SpoolError(f"the spool cannot be written: {err.strerror}") from err
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(making, path)
             _sync_directory(self.directory)
         except OSError as err:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                making.unlink()
             raise SpoolError(f"the spool cannot be written: {err.strerror}") from err
         source = _Source(path, os.fdopen(fd, "rb", buffering=0), own=True)
         self._own = source
         self._own_bytes = 0
         self._sources.append(source)
         return source
+
+    def _size_of_others(self) -> int:
+        mine = {source.path.name for source in self._sources}
+        total = 0
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.directory):
+                if entry.name.endswith(SUFFIX) and entry.name not in mine:
+                    with contextlib.suppress(OSError):
+                        total += entry.stat().st_size
+        return total
 
     # -- taking over ----------------------------------------------------------------------------
 
@@ -169,6 +202,9 @@ class Spool:
             return 0
         mine = {source.path.name for source in self._sources}
         for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.endswith(MAKING_SUFFIX):
+                self._remove_if_abandoned(Path(entry.path))
+                continue
             if not entry.name.endswith(SUFFIX) or entry.name in mine:
                 continue
             source = self._try_take(Path(entry.path))
@@ -180,6 +216,19 @@ class Spool:
                     others += entry.stat().st_size
         self._others_bytes = others
         return taken
+
+    @staticmethod
+    def _remove_if_abandoned(path: Path) -> None:
+        """Removes a file a process died making (it held no record yet): one a minute old
+        whose lock is free."""
+        try:
+            if time.time() - path.stat().st_mtime < 60:
+                return
+            with path.open("rb") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink()
+        except OSError:  # being made right now, or gone
+            return
 
     def _try_take(self, path: Path) -> _Source | None:
         try:

@@ -31,6 +31,7 @@ unless the writer itself is stuck."""
 SPOOLED = "spooled"
 """The outcome of a hit kept in the spool: answered, and counted once Redis takes writes."""
 ALREADY_COUNTED = "already_counted"
+RATE_LIMITED = "rate_limited"
 REPLAY_HITS = 1024
 """Hits taken from the spool for one replay step; new hits wait at most one step."""
 RETRY_SECONDS = (0.25, 5.0)
@@ -95,13 +96,20 @@ class HitWriter:
         if not 0 < max_batch <= MAX_HITS_PER_CALL:
             raise ValueError(f"max_batch must be 1 to {MAX_HITS_PER_CALL}")
         self.id = secrets.token_hex(8)
-        """This writer's name in the marks Redis keeps of what it counted."""
+        """This writer's name in the marks Redis keeps of what it counted: new for each
+        thread it starts, each numbering its calls from 1."""
         self._store = store
         self._max_batch = max_batch
         self._clock = clock
         self._observer = observer
-        self._spool = None if spool_dir is None else Spool(spool_dir, spool_max_bytes, self.id)
+        self._spool_dir = spool_dir
+        self._spool_max_bytes = spool_max_bytes
+        self._spool: Spool | None = None
         self._seq = 0
+        self._spooled_minute = 0
+        self._spooled_by_key: dict[str, int] = {}
+        """Hits spooled by rate-limit key (visitor or network, and minute): what Redis would
+        hold back, held back before it takes the spool's room."""
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -161,46 +169,58 @@ class HitWriter:
     # -- the writer's thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        # A name and a numbering of its own for every thread: one started again, after a bug
+        # ended the last, must not number calls below the marks Redis keeps for the last.
+        self.id = secrets.token_hex(8)
+        self._seq = 0
+        if self._spool_dir is not None:
+            self._spool = Spool(self._spool_dir, self._spool_max_bytes, self.id)
         next_scan = 0.0
         try:
             while True:
-                spool = self._spool
-                now = time.monotonic()
-                if spool is not None and now >= next_scan:
-                    try:
-                        spool.take_over()
-                    except Exception as err:  # the thread must live on: look again later
-                        log.exception("looking for spool files failed", exc_info=err)
-                    next_scan = now + SCAN_SECONDS
-                    self._report()
-                if spool is None:
-                    timeout: float | None = None
-                elif spool.pending and now >= self._retry_at:
-                    timeout = 0.0
-                elif spool.pending:
-                    timeout = min(self._retry_at, next_scan) - now
-                else:
-                    timeout = next_scan - now
-                batch, stop = self._take(timeout)
-                if batch:
-                    try:
-                        self._handle(batch)
-                    except Exception as err:  # never leave a request waiting on a bug
-                        log.exception("the hit writer failed", exc_info=err)
-                        for pending in batch:
-                            pending.finish(None, AnalyticsError("the hit could not be written"))
+                try:
+                    next_scan, stop = self._turn(next_scan)
+                except Exception as err:  # the thread must live on: try again later
+                    log.exception("the hit writer failed", exc_info=err)
+                    self._retry_at = time.monotonic() + RETRY_SECONDS[1]
+                    stop = False
                 if stop:
                     return
-                if spool is not None and spool.pending and time.monotonic() >= self._retry_at:
-                    try:
-                        self._replay_step(spool)
-                    except Exception as err:  # the thread must live on: try again later
-                        log.exception("replaying the spool failed", exc_info=err)
-                        self._retry_at = time.monotonic() + RETRY_SECONDS[1]
         finally:
             if self._spool is not None:
                 self._spool.close()
                 self._report()
+
+    def _turn(self, next_scan: float) -> tuple[float, bool]:
+        """One turn of the writer's thread: take the spool files of processes gone (every
+        ``SCAN_SECONDS``), write the hits queued, replay a step of the spool when due. Returns
+        when to look for files next, and whether to stop."""
+        spool = self._spool
+        now = time.monotonic()
+        if spool is not None and now >= next_scan:
+            next_scan = now + SCAN_SECONDS
+            spool.take_over()
+            self._report()
+        if spool is None:
+            timeout: float | None = None
+        elif spool.pending and now >= self._retry_at:
+            timeout = 0.0
+        elif spool.pending:
+            timeout = min(self._retry_at, next_scan) - now
+        else:
+            timeout = next_scan - now
+        batch, stop = self._take(timeout)
+        if batch:
+            try:
+                self._handle(batch)
+            except Exception as err:  # never leave a request waiting on a bug
+                log.exception("the hit writer failed", exc_info=err)
+                for pending in batch:
+                    pending.finish(None, AnalyticsError("the hit could not be written"))
+        due = spool is not None and spool.pending and time.monotonic() >= self._retry_at
+        if due and not stop and spool is not None:
+            self._replay_step(spool)
+        return next_scan, stop
 
     def _take(self, timeout: float | None) -> tuple[list[_Pending], bool]:
         try:
@@ -227,6 +247,10 @@ class HitWriter:
 
     def _handle(self, batch: list[_Pending]) -> None:
         try:
+            if self._spool is not None and self._spool.active:
+                batch = self._within_limits(batch)
+                if not batch:
+                    return
             calls = self._store.calls([p.write for p in batch], self.id, self._next_seq)
             if self._spool is not None and self._spool.active:
                 # Behind the hits already waiting, so that each site's count in order.
@@ -240,8 +264,12 @@ class HitWriter:
         spill: list[tuple[HitCall, list[_Pending]]] = []
         for (call, chunk), result in zip(calls, results, strict=True):
             pendings = [batch[n] for n in chunk]
-            if isinstance(result, StoreUnavailable) and self._spool is not None:
+            if isinstance(result, AnalyticsError) and self._spool is not None:
+                # Down, out of memory, read-only, out of disk, or refusing for a reason of its
+                # own: kept until Redis takes it, rather than lost.
                 spill.append((call, pendings))
+                for pending in pendings:  # held back by Redis, or not: spooled all the same
+                    self._spooling(pending.write)
             elif isinstance(result, AnalyticsError):
                 for pending in pendings:
                     pending.finish(None, result)
@@ -251,6 +279,31 @@ class HitWriter:
                     pending.finish("counted" if outcome == ALREADY_COUNTED else outcome, None)
         if spill:
             self._to_spool(spill)
+
+    def _within_limits(self, batch: list[_Pending]) -> list[_Pending]:
+        """The hits of ``batch`` that the rate limits let through, the others answered
+        ``rate_limited`` at once: while Redis is away, one client cannot fill the spool that
+        every site's hits need. (Redis applies the limits again as it counts them.)"""
+        kept: list[_Pending] = []
+        for pending in batch:
+            if self._spooling(pending.write):
+                kept.append(pending)
+            else:
+                pending.finish(RATE_LIMITED, None)
+        return kept
+
+    def _spooling(self, write: HitWrite) -> bool:
+        """Counts ``write`` as spooled; whether it stays within its limits."""
+        minute = write.now_ms // 60_000
+        if minute != self._spooled_minute:
+            self._spooled_by_key.clear()
+            self._spooled_minute = minute
+        by_visitor, by_network = write.own_keys[1], write.own_keys[2]
+        seen_visitor = self._spooled_by_key.get(by_visitor, 0) + 1
+        seen_network = self._spooled_by_key.get(by_network, 0) + 1
+        self._spooled_by_key[by_visitor] = seen_visitor
+        self._spooled_by_key[by_network] = seen_network
+        return seen_visitor <= write.limits[3] and seen_network <= write.limits[4]
 
     def _to_spool(self, items: Sequence[tuple[HitCall, list[_Pending]]]) -> None:
         assert self._spool is not None
@@ -283,27 +336,22 @@ class HitWriter:
 
     def _replay_step(self, spool: Spool) -> None:
         calls = spool.next_calls(REPLAY_HITS)
-        if not calls:
+        if not calls:  # nothing readable yet: look again later, not at once
+            self._retry_at = time.monotonic() + RETRY_SECONDS[0]
             self._report()
             return
         try:
-            results = self._store.send(calls)
-        except AnalyticsError:
-            results = [StoreUnavailable()] * len(calls)
+            results: list[list[str] | AnalyticsError] = self._store.send(calls)
+        except AnalyticsError as err:
+            results = [err] * len(calls)
         done = 0
-        for call, result in zip(calls, results, strict=True):
-            if isinstance(result, StoreUnavailable):
-                break
+        for result in results:
             if isinstance(result, AnalyticsError):
-                # Refused for good, not for now: counting it again would be refused again.
-                log.error(
-                    "a spooled call was refused by Redis and is dropped",
-                    extra={"event": "spool_refused", "site": call.site_id, "hits": call.hits},
-                )
-                self._replayed("refused", call.hits)
-            else:
-                for outcome in result:
-                    self._replayed(outcome, 1)
+                # Never dropped: kept, in order, until Redis takes it (a refusal that lasts
+                # shows as a spool that does not drain, and in the Redis error log lines).
+                break
+            for outcome in result:
+                self._replayed(outcome, 1)
             done += 1
         if done:
             spool.counted(done)

@@ -64,10 +64,19 @@ _UNAVAILABLE = (
     redis.exceptions.ReadOnlyError,
     redis.exceptions.MasterDownError,
 )
-NOT_NOW = ("OOM command not allowed", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS")
+NOT_NOW = (
+    "OOM command not allowed",
+    "READONLY",
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "NOREPLICAS",
+    "MISCONF",
+)
 """What a Redis that is up but does not take writes for now says, also from inside a script:
 out of memory (``maxmemory`` with ``noeviction``), a replica after a failover, loading its
-data, busy with a long script. Each is an outage to wait out, never a refusal of the request."""
+data, busy with a long script, unable to write its own disk. Each is an outage to wait out,
+never a refusal of the request."""
 
 
 def not_now(err: redis.RedisError) -> bool:

@@ -211,7 +211,10 @@ class CountStore:
         return [results[n] for n in range(len(calls))]
 
     def _send_round(self, calls: Sequence[HitCall]) -> list[list[str] | AnalyticsError]:
-        if len(calls) == 1 or isinstance(self._conn.client, RedisCluster):
+        waited: object = None
+        if isinstance(self._conn.client, RedisCluster) or (
+            len(calls) == 1 and not self._replicated
+        ):
             # A cluster pipeline refuses scripts: on a cluster each site's call goes alone (to
             # the master of that site's slot).
             replies: list[object] = []
@@ -226,10 +229,21 @@ class CountStore:
             pipe = self._conn.client.pipeline(transaction=False)
             for call in calls:
                 pipe.evalsha(self._hit.sha, len(call.keys), *call.keys, *call.args)
+            if self._replicated:
+                # On the connection that wrote: WAIT counts the replicas that have its writes.
+                pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)  # type: ignore[no-untyped-call]
             replies = pipe.execute(raise_on_error=False)
+            if self._replicated:
+                waited = replies.pop()
         results: list[list[str] | AnalyticsError] = []
         for call, reply in zip(calls, replies, strict=True):
             if isinstance(reply, NoScriptError):  # Redis restarted without its scripts
+                if self._replicated:
+                    # Run now, it would be on a connection of its own, which WAIT does not
+                    # cover: loaded, and sent again later (from the spool).
+                    self._conn.client.script_load(self._hit.script)
+                    results.append(StoreUnavailable())
+                    continue
                 try:
                     reply = self._hit(keys=call.keys, args=call.args)
                 except redis.ResponseError as err:
@@ -239,21 +253,20 @@ class CountStore:
             else:
                 results.append([text(outcome) for outcome in cast(list[bytes], reply)])
         counted = not all(isinstance(r, AnalyticsError) for r in results)
-        if self._replicated and counted and not self._on_a_replica():
+        if self._replicated and counted and not self._on_a_replica(waited):
             # Counted on a primary that a failover may throw away: not acknowledged. Sent
             # again (from the spool) once a primary replicates, it counts once.
             return [StoreUnavailable() for _ in results]
         return results
 
-    def _on_a_replica(self) -> bool:
-        """Whether what this connection wrote has reached a replica (WAIT), or there is none a
-        failover could promote: Sentinel still names this primary and knows no live replica.
-        A primary the Sentinels replaced keeps taking writes until they demote it, and a
-        replica promoted away from it never sees them."""
-        client = cast(redis.Redis, self._conn.client)
-        if int(client.execute_command("WAIT", 1, REPLICA_WAIT_MS)) >= 1:  # type: ignore[no-untyped-call]
+    def _on_a_replica(self, waited: object) -> bool:
+        """Whether the writes of the round reached a replica (``waited``, WAIT's answer on their
+        connection), or there is none a failover could promote: Sentinel still names this
+        primary and knows no live replica. A primary the Sentinels replaced keeps taking
+        writes until they demote it, and a replica promoted away from it never sees them."""
+        if isinstance(waited, int) and waited >= 1:
             return True
-        pool = cast(SentinelConnectionPool, client.connection_pool)
+        pool = cast(SentinelConnectionPool, cast(redis.Redis, self._conn.client).connection_pool)
         written_to = pool.master_address
         # Asking also drops idle connections to a primary the Sentinels no longer name.
         if pool.get_master_address() != written_to:  # type: ignore[no-untyped-call]

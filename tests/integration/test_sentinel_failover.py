@@ -56,7 +56,16 @@ def test_every_beacon_answered_204_across_a_failover_is_counted(tmp_path: Path) 
             with lock:
                 return sum(statuses.values())
 
+        def reader() -> None:
+            # Reads and readiness probes (a write of its own) share the writer's connections:
+            # a WAIT must still answer for the batch's own connection.
+            client = app.test_client()
+            while not stop.is_set():
+                client.get("/readyz")
+                client.get(f"/api/v1/sites/{SITE}/counters")
+
         threads = [threading.Thread(target=poster, args=(t,)) for t in range(THREADS)]
+        threads += [threading.Thread(target=reader) for _ in range(2)]
         for thread in threads:
             thread.start()
         try:
