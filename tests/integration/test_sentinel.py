@@ -233,6 +233,8 @@ def test_the_cli_works_with_a_sentinel_url(servers: SentinelSet, sentinel_app: F
     assert "tin-tuc" in json.dumps(listed)
     client = sentinel_app.test_client()
     assert hit(client, "tin-tuc", "https://example.vn/") == 204
+    writer = sentinel_app.extensions["analytics"].counting.writer
+    wait_for(lambda: writer.spool_depth == 0, "the spool to drain")  # until a replica has it
     assert counters(client, "tin-tuc")["windows"]["total"]["pageviews"] == 1
 
     malformed = servers.url.rsplit("/", 1)[0]  # the primary's name left out
