@@ -76,16 +76,21 @@ def cluster_info(client: redis.Redis) -> dict[str, str]:
     return dict(line.split(":", 1) for line in text.split() if ":" in line)
 
 
-def _wait(
+def wait_for_nodes(
     condition: Callable[[], object],
     what: str,
     deadline: float,
     processes: dict[int, subprocess.Popen[bytes]],
+    *,
+    killed: Callable[[int], bool] = lambda port: False,
 ) -> None:
-    """Polls ``condition`` until it holds, a node dies, or the start-up deadline passes."""
+    """Polls ``condition`` until it holds, a redis-server of ``processes`` dies (but those
+    ``killed`` on purpose), or ``deadline`` (monotonic) passes."""
     last: Exception | None = None
     while True:
-        dead = [str(port) for port, p in processes.items() if p.poll() is not None]
+        dead = [
+            str(port) for port, p in processes.items() if p.poll() is not None and not killed(port)
+        ]
         if dead:
             raise RuntimeError(f"redis-server on port(s) {', '.join(dead)} exited ({what})")
         try:
@@ -94,7 +99,7 @@ def _wait(
         except (redis.RedisError, OSError) as err:
             last = err
         if time.monotonic() >= deadline:
-            raise RuntimeError(f"the Redis Cluster ({what}) was not ready in time: {last}")
+            raise RuntimeError(f"no {what} in time: {last}")
         time.sleep(0.05)
 
 
@@ -128,7 +133,7 @@ def local_cluster(masters: int = MASTERS, timeout: float = START_TIMEOUT) -> Ite
         cluster = Cluster(ports, tuple(i * SLOTS // masters for i in range(masters)))
         nodes = [cluster.node(port) for port in ports]
         for node in nodes:
-            _wait(node.ping, "ping", deadline, processes)
+            wait_for_nodes(node.ping, "ping", deadline, processes)
         for port in ports[1:]:
             nodes[0].execute_command("CLUSTER", "MEET", HOST, port)  # type: ignore[no-untyped-call]
         bounds = [*cluster.first_slots, SLOTS]
@@ -145,7 +150,7 @@ def local_cluster(masters: int = MASTERS, timeout: float = START_TIMEOUT) -> Ite
                 for info in infos
             )
 
-        _wait(ready, "cluster_state:ok on every node", deadline, processes)
+        wait_for_nodes(ready, "cluster_state:ok on every node", deadline, processes)
         yield cluster
     finally:
         for node in nodes:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 import redis
 
 from analytics.embedded import die_with_parent, free_port, redis_server_binary
+from bench.cluster import wait_for_nodes
 
 HOST = "127.0.0.1"
 PRIMARY_NAME = "analytics"
@@ -105,24 +106,13 @@ class SentinelSet:
 
 def _wait(condition: Callable[[], object], what: str, timeout: float, servers: SentinelSet) -> None:
     """Polls ``condition`` until it holds, a server we did not kill dies, or ``timeout`` ends."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while True:
-        dead = [
-            str(port)
-            for port, p in servers.processes.items()
-            if p.poll() is not None and p.returncode != -signal.SIGKILL
-        ]
-        if dead:
-            raise RuntimeError(f"redis-server on port(s) {', '.join(dead)} exited ({what})")
-        try:
-            if condition():
-                return
-        except (redis.RedisError, OSError) as err:
-            last = err
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"Sentinel set-up: no {what} in {timeout:.0f} s: {last}")
-        time.sleep(0.05)
+    wait_for_nodes(
+        condition,
+        f"Sentinel set-up: {what}",
+        time.monotonic() + timeout,
+        servers.processes,
+        killed=lambda port: servers.processes[port].returncode == -signal.SIGKILL,
+    )
 
 
 def _write(path: Path, lines: list[str]) -> Path:

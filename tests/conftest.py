@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from analytics import create_app
 from analytics.clock import FixedClock
-from analytics.embedded import free_port, redis_server_binary
+from analytics.embedded import EmbeddedRedis, free_port, redis_server_binary
 from analytics.services import Services
 from analytics.settings import Settings
 from tests.helpers import EXAMPLE_INSTANT, wait_for
@@ -57,6 +57,16 @@ def redis_url() -> Iterator[str]:
     process.terminate()
     process.wait(10)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A redis-server of the test's own (the embedded one), to stop, start and starve at will;
+    stopped at the end of the test."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

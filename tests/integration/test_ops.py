@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
@@ -98,20 +96,10 @@ def test_the_read_cache_is_at_most_its_age(
     assert fresh["windows"]["today"]["pageviews"] == 1
 
 
-@pytest.fixture
-def doomed_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "data")
-    server.start()
-    yield server
-    server.stop()
-
-
-def test_when_redis_goes_away(
-    doomed_redis: EmbeddedRedis, clock: FixedClock, tmp_path: Path
-) -> None:
+def test_when_redis_goes_away(own_redis: EmbeddedRedis, clock: FixedClock, tmp_path: Path) -> None:
     app: Flask = create_app(
         Settings(
-            redis_url=doomed_redis.url,
+            redis_url=own_redis.url,
             data_dir=tmp_path / "app",
             read_cache_seconds=0,
             site_cache_seconds=0,
@@ -122,7 +110,7 @@ def test_when_redis_goes_away(
     client = app.test_client()
     assert hit(client) == 204
     known = client.get("/api/v1/sites/demo/counters").get_json()
-    doomed_redis.stop()
+    own_redis.stop()
 
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
@@ -145,7 +133,7 @@ def test_when_redis_goes_away(
     assert errors == 1
     assert registry.get_sample_value("analytics_spool_depth") == 1
 
-    doomed_redis.start()
+    own_redis.start()
     wait_for(lambda: services.counting.writer.spool_depth == 0, "the spool to drain")
     assert client.get("/readyz").status_code == 200
     assert counters(client)["windows"]["today"]["pageviews"] == 2

@@ -42,15 +42,6 @@ CLIENT_IP = "198.51.100.23"
 LIMITS = HitLimits(1_800_000, 1_800_000, 10_000, 300, 1200)
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    """A redis-server of the test's own, to stop, start and starve at will."""
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
 def make_app(url: str, data_dir: Path, clock: FixedClock) -> Flask:
     return create_app(
         Settings(redis_url=url, data_dir=data_dir, read_cache_seconds=0, site_cache_seconds=0),
