@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -104,7 +105,10 @@ def serve(
         finally:
             bridge.__rsgi_del__(asyncio.get_running_loop())
 
-    asyncio.run(main())
+    # On a thread of its own: the browser tests' sync Playwright leaves a loop running on the
+    # main thread for the rest of the session.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, main()).result()
     assert protocol.answer is not None
     return protocol.answer
 
