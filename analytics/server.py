@@ -1,5 +1,6 @@
-"""The web server of `analytics serve` and `analytics web`: granian serving the WSGI app from
-worker processes, their metrics summed in one directory, each worker building its own app."""
+"""The web server of `analytics serve` and `analytics web`: granian serving the WSGI app through
+its RSGI interface (analytics/rsgi.py) from worker processes, their metrics summed in one
+directory, each worker building its own app."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from analytics.settings import Settings
 
 log = logging.getLogger("analytics")
 
-APP_TARGET = "analytics.worker:app"
+APP_TARGET = "analytics.worker:rsgi_app"
 CONNECTIONS_PER_WORKER = 10_000
 """Connections a worker holds open at once, idle and slow ones included; past them, new ones
 wait in the listen queue. Lower when the open-files limit is lower (``connections_per_worker``)."""
@@ -29,6 +30,9 @@ LISTEN_BACKLOG = 4096
 """Connections the kernel queues before a worker accepts them (capped by net.core.somaxconn)."""
 ACCESS_LOG_FORMAT = '"%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3fms'
 """A line of the access log (the ``access_log`` setting): no client address, no query."""
+MANY_THREADS_PER_CPU = 2
+"""Past this many threads per CPU (and one), a worker's pool is more than its CPUs can keep busy:
+the start warns."""
 
 
 def check_port(host: str, port: int) -> None:
@@ -97,10 +101,12 @@ def serve_workers(
     opens (granian's HTTP/2 detection waits for a first byte without any timeout); a client gets
     ``settings.header_timeout_seconds`` to send its request's headers, and an idle kept-alive
     connection stays that long; then it is closed without an answer. Each worker holds up to
-    ``connections_per_worker`` connections, so idle ones do not keep others out. Nothing times
-    a request's body once its headers are in: the app's limits (8 KiB for a beacon, 64 KiB
-    elsewhere) bound its size, and a body that stalls holds a worker thread until its client
-    hangs up (docs/operations.md, "Slow clients and large bodies").
+    ``connections_per_worker`` connections, so idle ones do not keep others out. A request's
+    body is read on the worker's event loop, not on one of its threads (analytics/rsgi.py):
+    within the app's limits (8 KiB for a beacon, 64 KiB elsewhere) and
+    ``settings.body_timeout_seconds``, past which it is answered 408; only then does the app
+    run, on one of the worker's ``settings.threads`` threads (docs/operations.md, "Slow clients
+    and large bodies").
     """
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
@@ -114,19 +120,27 @@ def serve_workers(
         APP_TARGET,
         address=host,
         port=port,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.RSGI,
         http=HTTPModes.http1,
         http1_settings=HTTP1Settings(header_read_timeout=settings.header_timeout_seconds * 1000),
         backlog=LISTEN_BACKLOG,
         backpressure=connections_per_worker(open_files),
         workers=workers,
-        blocking_threads=settings.threads,
         respawn_failed_workers=True,
         log_level=LogLevels.warning,
         log_dictconfig=granian_logging(settings.log_format),
         log_access=settings.access_log,
         log_access_format=ACCESS_LOG_FORMAT,
     )
+    cpus = multiprocessing.cpu_count()
+    if settings.threads > cpus * MANY_THREADS_PER_CPU + 1:
+        log.warning(
+            "up to %d Python threads per web worker (ANALYTICS_THREADS) for %d CPUs: past "
+            "about %d, more threads add contention rather than throughput",
+            settings.threads,
+            cpus,
+            cpus * MANY_THREADS_PER_CPU + 1,
+        )
     server.on_startup(on_listening)
     server.serve()
 

@@ -266,6 +266,16 @@ class Settings:
             high=60,
         ),
     )
+    body_timeout_seconds: int = field(
+        default=10,
+        metadata=spec(
+            "seconds a client of `analytics serve` and `analytics web` has to send a request's "
+            "whole body once its headers are in; then it is answered 408 and the connection "
+            "closed",
+            low=1,
+            high=60,
+        ),
+    )
     access_log: bool = field(
         default=False,
         metadata=spec(

@@ -1,5 +1,6 @@
-"""A web worker of `analytics serve` and `analytics web`: the WSGI app, in a process group of
-its own and bound to the life of the server that started it."""
+"""A web worker of `analytics serve` and `analytics web`: the WSGI app behind the RSGI bridge
+(``rsgi_app``), in a process group of its own and bound to the life of the server that started
+it."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ if os.getppid() != server:  # the server died before the line above
     sys.exit(0)
 threading.Thread(target=watch_server, name="watch-server", daemon=True).start()
 
-from analytics.wsgi import app  # noqa: E402  (once bound to the server)
+from analytics.rsgi import WSGIBridge  # noqa: E402  (once bound to the server)
+from analytics.wsgi import app, settings  # noqa: E402
 
-__all__ = ["app"]
+rsgi_app = WSGIBridge(app, threads=settings.threads, body_timeout=settings.body_timeout_seconds)
+
+__all__ = ["app", "rsgi_app"]

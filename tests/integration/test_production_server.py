@@ -246,7 +246,7 @@ def test_the_workers_scrape_has_every_family_of_a_one_process_scrape(
 def test_the_access_log_is_off_by_default_and_logs_are_json(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    # More threads than granian thinks wise for this machine: it warns, in our format.
+    # More threads than this machine's CPUs keep busy: the start warns, in our format.
     threads = str(min(256, multiprocessing.cpu_count() * 2 + 2))
     with web(settings, tmp_path, workers=1, ANALYTICS_THREADS=threads) as server:
         server.hit(1)
@@ -260,7 +260,7 @@ def test_the_access_log_is_off_by_default_and_logs_are_json(
     output = server.log.read_text()
     assert {e["event"] for e in entries} >= {"start", "stop"}
     assert not [e for e in entries if e["logger"] == "granian.access"]
-    warned = [e for e in entries if e["logger"] == "_granian" and e["level"] == "warning"]
+    warned = [e for e in entries if e["logger"] == "analytics" and e["level"] == "warning"]
     assert [e["message"] for e in warned if f"up to {threads} Python threads" in e["message"]]
     text = output.replace(server.base, "")  # its own address, in its start line
     assert "127.0.0.1" not in text and "Mozilla" not in text

@@ -1,12 +1,15 @@
 """Slow and huge clients against a real `analytics serve`: idle and half-sent connections do not
-keep others out and are closed after the header timeout; bodies over the limits are refused
+keep others out and are closed after the header timeout; stalled and trickling bodies hold no
+worker thread and are answered 408 at the body timeout; bodies over the limits are refused
 from their Content-Length, or cut as they stream in, and never spooled to a temporary file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
+import selectors
 import socket
 import subprocess
 import time
@@ -21,6 +24,7 @@ from tests.helpers import BROWSER_UA, TOKEN, http_get, serving, worker_pids
 pytestmark = pytest.mark.slow
 
 HEADER_TIMEOUT = 2  # seconds, the setting's lowest sensible value for a test
+BODY_TIMEOUT = 4  # seconds: long enough for the checks made while a thousand bodies stall
 HELD = 1200  # above what granian's defaults let 2 workers hold (1024)
 HALF_HEADERS = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow"
 HUGE = 50 * 1024 * 1024
@@ -47,6 +51,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     port = free_port()
     env = {
         "ANALYTICS_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
+        "ANALYTICS_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
         "ANALYTICS_ADMIN_TOKEN": TOKEN,
         "TMPDIR": str(tmpdir),
     }
@@ -148,6 +153,118 @@ def test_a_thousand_idle_and_half_sent_connections_keep_out_neither_healthz_nor_
     finally:
         for sock in held:
             sock.close()
+
+
+STALLED_BEACON = (
+    b"POST /api/v1/hit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 100\r\n\r\n"
+)
+TRICKLING = 200  # of the HELD connections, those that send a body byte every second
+
+
+def answers_while_trickling(
+    socks: list[socket.socket], trickling: set[socket.socket], within: float
+) -> dict[socket.socket, tuple[float, bytes]]:
+    """Reads every socket until the server closes it, ``within`` seconds at most, sending a body
+    byte to each of ``trickling`` every second meanwhile: when each was closed, and what it
+    was sent before."""
+    received = {sock: b"" for sock in socks}
+    closed: dict[socket.socket, tuple[float, bytes]] = {}
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ)
+        deadline = time.monotonic() + within
+        next_byte = time.monotonic() + 1.0
+        while len(closed) < len(socks) and time.monotonic() < deadline:
+            if time.monotonic() >= next_byte:
+                next_byte += 1.0
+                for sock in trickling - closed.keys():
+                    with contextlib.suppress(OSError):  # answered and closed: seen below
+                        sock.send(b"{")
+            for key, _ in selector.select(timeout=0.1):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    chunk = sock.recv(4096)
+                except BlockingIOError:
+                    continue
+                except ConnectionResetError:
+                    chunk = b""
+                if chunk:
+                    received[sock] += chunk
+                else:
+                    closed[sock] = (time.monotonic(), received[sock])
+                    selector.unregister(sock)
+    return closed
+
+
+def test_a_thousand_stalled_and_trickling_bodies_hold_no_thread_and_get_408_at_the_deadline(
+    served: Served,
+) -> None:
+    """Each sends a beacon's headers with a Content-Length of 100, then no body at all, or a
+    byte of it every second: neither /healthz nor a beacon waits for them (they would, were
+    each holding one of the 2 x 8 worker threads), and each is answered 408 and closed once
+    the body timeout has run from its headers, however often its bytes come."""
+    before = demo_pageviews(served)
+    held: list[socket.socket] = []
+    sent_at: dict[socket.socket, float] = {}
+    try:
+        for _ in range(HELD):
+            sock = served.connect()
+            held.append(sock)
+            sock.sendall(STALLED_BEACON)
+            sent_at[sock] = time.monotonic()
+        trickling = set(held[-TRICKLING:])
+        for sock in trickling:
+            sock.sendall(b"{")  # the first byte of a body, then one a second
+        first = min(sent_at.values())
+
+        started = time.monotonic()
+        status, body = http_get(f"http://127.0.0.1:{served.port}/healthz")
+        took = time.monotonic() - started
+        assert status == 200, body
+        assert took < 1.0, f"/healthz took {took:.2f} s behind {HELD} stalled bodies"
+        page = json.dumps({"site": "demo", "url": "https://example.vn/stalled"}).encode()
+        status, _ = post(
+            served,
+            "/api/v1/hit",
+            page,
+            Content_Type="text/plain;charset=UTF-8",
+            User_Agent=BROWSER_UA,
+        )
+        assert status == 204
+        assert demo_pageviews(served) == before + 1
+        # All of that while every stalled body was still within its time.
+        assert time.monotonic() - first < BODY_TIMEOUT
+
+        closed = answers_while_trickling(held, trickling, within=BODY_TIMEOUT + 20)
+        assert len(closed) == HELD, f"{HELD - len(closed)} stalled connections still open"
+        for sock, (when, answer) in closed.items():
+            assert answer.startswith(b"HTTP/1.1 408 "), answer
+            assert json.loads(parse_answer(answer)[1])["error"]["code"] == "http_error"
+            assert BODY_TIMEOUT - 0.5 <= when - sent_at[sock] <= BODY_TIMEOUT + 10
+        assert demo_pageviews(served) == before + 1  # none of them reached the app
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_body_that_comes_slowly_within_the_body_timeout_is_counted(served: Served) -> None:
+    before = demo_pageviews(served)
+    beacon = json.dumps({"site": "demo", "url": "https://example.vn/slowly"}).encode()
+    with served.connect() as sock:
+        sock.sendall(
+            b"POST /api/v1/hit HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            b"Content-Type: text/plain;charset=UTF-8\r\n"
+            + f"User-Agent: {BROWSER_UA}\r\nContent-Length: {len(beacon)}\r\n\r\n".encode()
+        )
+        for part in (beacon[:10], beacon[10:20], beacon[20:]):
+            time.sleep(0.2)  # the client's pace, not the service's clock
+            sock.sendall(part)
+        status, _ = parse_answer(read_all(sock))
+    assert status == 204
+    assert demo_pageviews(served) == before + 1
 
 
 @pytest.mark.parametrize(
