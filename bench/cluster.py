@@ -76,6 +76,21 @@ def cluster_info(client: redis.Redis) -> dict[str, str]:
     return dict(line.split(":", 1) for line in text.split() if ":" in line)
 
 
+def stop_nodes(processes: dict[int, subprocess.Popen[bytes]], workdir: Path) -> None:
+    """Stops every redis-server of ``processes`` (SIGTERM, a kill past 10 s) and removes their
+    folder."""
+    for process in processes.values():
+        if process.poll() is None:
+            process.terminate()
+    for process in processes.values():
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 def wait_for_nodes(
     condition: Callable[[], object],
     what: str,
@@ -155,12 +170,4 @@ def local_cluster(masters: int = MASTERS, timeout: float = START_TIMEOUT) -> Ite
     finally:
         for node in nodes:
             node.close()
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop_nodes(processes, workdir)

@@ -11,7 +11,6 @@ ends, however it ends.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -25,7 +24,7 @@ from urllib.parse import quote
 import redis
 
 from analytics.embedded import die_with_parent, free_port, redis_server_binary
-from bench.cluster import wait_for_nodes
+from bench.cluster import stop_nodes, wait_for_nodes
 
 HOST = "127.0.0.1"
 PRIMARY_NAME = "analytics"
@@ -211,13 +210,4 @@ def local_sentinel(
         _wait(ready, "Sentinels seeing the primary, its replica and each other", timeout, servers)
         yield servers
     finally:
-        for process in servers.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in servers.processes.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop_nodes(servers.processes, workdir)
