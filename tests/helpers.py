@@ -20,8 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry
 
+from analytics import create_app
+from analytics.clock import Clock
 from analytics.counting import Hit, Kind, Outcome
 from analytics.services import Services
 from analytics.settings import Settings
@@ -230,3 +234,12 @@ def stop_gracefully(process: subprocess.Popen[Any], log: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def app_on(redis_url: str, data_dir: Path, clock: Clock) -> Flask:
+    """An app of its own on ``redis_url`` (one a test may stop or starve), its spool under
+    ``data_dir``, no read or site caching, on ``clock``."""
+    settings = Settings(
+        redis_url=redis_url, data_dir=data_dir, read_cache_seconds=0, site_cache_seconds=0
+    )
+    return create_app(settings, clock=clock, registry=CollectorRegistry())

@@ -28,7 +28,7 @@ from analytics.logs import JsonFormatter
 from analytics.services import Services
 from analytics.settings import Settings
 from analytics.store import OPERATIONS
-from tests.helpers import BROWSER_UA, hit
+from tests.helpers import BROWSER_UA, app_on, hit
 
 METRICS_TOKEN = "metrics-token-for-tests"
 
@@ -159,16 +159,7 @@ def test_redis_errors_are_json_lines_and_the_scrape_says_redis_is_down(
     server = EmbeddedRedis(tmp_path / "data")
     server.start()
     try:
-        client = create_app(
-            Settings(
-                redis_url=server.url,
-                data_dir=tmp_path / "app",
-                read_cache_seconds=0,
-                site_cache_seconds=0,
-            ),
-            clock=clock,
-            registry=CollectorRegistry(),
-        ).test_client()
+        client = app_on(server.url, tmp_path / "app", clock).test_client()
         assert hit(client) == 204
         assert samples(client)[("analytics_store_up", ())] == 1
     finally:

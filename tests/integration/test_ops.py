@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
 
@@ -13,7 +12,7 @@ from analytics.clock import FixedClock
 from analytics.embedded import EmbeddedRedis
 from analytics.services import Services
 from analytics.settings import Settings
-from tests.helpers import counters, hit, wait_for
+from tests.helpers import app_on, counters, hit, wait_for
 
 
 def test_healthz_and_readyz(client: FlaskClient) -> None:
@@ -97,16 +96,7 @@ def test_the_read_cache_is_at_most_its_age(
 
 
 def test_when_redis_goes_away(own_redis: EmbeddedRedis, clock: FixedClock, tmp_path: Path) -> None:
-    app: Flask = create_app(
-        Settings(
-            redis_url=own_redis.url,
-            data_dir=tmp_path / "app",
-            read_cache_seconds=0,
-            site_cache_seconds=0,
-        ),
-        clock=clock,
-        registry=CollectorRegistry(),
-    )
+    app = app_on(own_redis.url, tmp_path / "app", clock)
     client = app.test_client()
     assert hit(client) == 204
     known = client.get("/api/v1/sites/demo/counters").get_json()

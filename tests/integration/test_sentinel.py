@@ -17,17 +17,15 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from prometheus_client import CollectorRegistry
 from redis.connection import SSLConnection
 from redis.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
 
-from analytics import create_app
 from analytics.clock import FixedClock
 from analytics.errors import SettingsError
 from analytics.settings import Settings
 from analytics.store.connection import SentinelUrl, connect, parse_sentinel_url
 from bench.sentinel import SentinelSet, local_sentinel
-from tests.helpers import EXAMPLE_INSTANT, counters, hit, ok_json, run_cli, wait_for
+from tests.helpers import EXAMPLE_INSTANT, app_on, counters, hit, ok_json, run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -153,16 +151,9 @@ def servers() -> Iterator[SentinelSet]:
         yield started
 
 
-def _app(url: str, data_dir: Path) -> Flask:
-    settings = Settings(
-        redis_url=url, data_dir=data_dir, read_cache_seconds=0, site_cache_seconds=0
-    )
-    return create_app(settings, clock=FixedClock(EXAMPLE_INSTANT), registry=CollectorRegistry())
-
-
 @pytest.fixture
 def sentinel_app(servers: SentinelSet, tmp_path: Path) -> Iterator[Flask]:
-    app = _app(servers.url, tmp_path)
+    app = app_on(servers.url, tmp_path, FixedClock(EXAMPLE_INSTANT))
     yield app
     app.extensions["analytics"].store.close()
 
@@ -272,7 +263,7 @@ def test_after_the_primary_is_killed_the_service_writes_to_the_promoted_replica(
     tmp_path: Path,
 ) -> None:
     with local_sentinel(3, password=PASSWORD) as servers:
-        app = _app(servers.url, tmp_path)
+        app = app_on(servers.url, tmp_path, FixedClock(EXAMPLE_INSTANT))
         client = app.test_client()
         beacons = Beacons(client)
         assert [beacons.send() for _ in range(20)] == [204] * 20

@@ -6,15 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
-
-from analytics import create_app
 from analytics.clock import FixedClock
 from analytics.embedded import EmbeddedRedis
 from analytics.services import Services
-from analytics.settings import Settings
 from analytics.store import OPERATIONS
-from tests.helpers import BROWSER_UA, hit
+from tests.helpers import BROWSER_UA, app_on, hit
 
 
 def test_a_503_names_no_store_operation(tmp_path: Path, clock: FixedClock) -> None:
@@ -23,17 +19,8 @@ def test_a_503_names_no_store_operation(tmp_path: Path, clock: FixedClock) -> No
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     try:
-        app = create_app(
-            Settings(
-                redis_url=server.url,
-                # A spool that cannot be written: under a file, not a directory.
-                data_dir=blocked / "data",
-                read_cache_seconds=0,
-                site_cache_seconds=0,
-            ),
-            clock=clock,
-            registry=CollectorRegistry(),
-        )
+        # A spool that cannot be written: under a file, not a directory.
+        app = app_on(server.url, blocked / "data", clock)
         client = app.test_client()
         assert hit(client) == 204
     finally:
