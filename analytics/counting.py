@@ -53,10 +53,14 @@ class Hit:
 
 @dataclass(frozen=True)
 class Policy:
-    """Service-wide limits of the counting rules."""
+    """Service-wide limits of the counting rules: what one network (an IPv4 address, an IPv6
+    /64) may add to one site in any ``window_minutes``, and the reload window."""
 
-    per_visitor_per_minute: int = 300
-    per_network_per_minute: int = 1200
+    window_minutes: int = 10
+    new_visitors: int = 60
+    visits: int = 60
+    pageviews: int = 600
+    heartbeats: int = 600
     reload_seconds: int = 10
 
 
@@ -131,6 +135,9 @@ class Counting:
             session_timeout_ms=site.session_timeout_seconds * 1000,
             online_keep_ms=site.online_keep_seconds * 1000,
             reload_ms=p.reload_seconds * 1000,
-            per_visitor=p.per_visitor_per_minute,
-            per_network=p.per_network_per_minute,
+            window_minutes=p.window_minutes,
+            new_visitors=p.new_visitors,
+            visits=p.visits,
+            pageviews=p.pageviews,
+            heartbeats=p.heartbeats,
         )

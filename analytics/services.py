@@ -75,8 +75,11 @@ def build_services(
                 extra={"event": "seed_skipped"},
             )
     policy = Policy(
-        per_visitor_per_minute=settings.rate_limit_visitor_per_minute,
-        per_network_per_minute=settings.rate_limit_ip_per_minute,
+        window_minutes=settings.limit_window_minutes,
+        new_visitors=settings.limit_new_visitors,
+        visits=settings.limit_visits,
+        pageviews=settings.limit_pageviews,
+        heartbeats=settings.limit_heartbeats,
         reload_seconds=settings.duplicate_window_seconds,
     )
     housekeeping = HousekeepingPolicy(

@@ -48,7 +48,15 @@ RENAMED = {"serve_threads": "threads"}
 """Settings that have had another name: the old name, and the setting it is now. A start that
 still uses an old one, in the file or as a variable, stops and says what to use instead."""
 REMOVED = {
-    "bind": "give the address as `--host` and `--port` of `analytics web` or `analytics serve`"
+    "bind": "give the address as `--host` and `--port` of `analytics web` or `analytics serve`",
+    "rate_limit_visitor_per_minute": (
+        "the limits are per network now, over a window: see `limit_new_visitors`, "
+        "`limit_visits`, `limit_pageviews`, `limit_heartbeats` and `limit_window_minutes`"
+    ),
+    "rate_limit_ip_per_minute": (
+        "the limits are per network now, over a window: see `limit_new_visitors`, "
+        "`limit_visits`, `limit_pageviews`, `limit_heartbeats` and `limit_window_minutes`"
+    ),
 }
 """Settings that are gone: the name, and what to do instead. A start that still sets one, in
 the file or as a variable, stops and says so."""
@@ -219,14 +227,40 @@ class Settings:
     key_prefix: str = field(
         default="va", metadata=spec("the prefix of every Redis key", rule=PREFIX)
     )
-    rate_limit_visitor_per_minute: int = field(
-        default=300,
-        metadata=spec("hits counted per visitor per minute", low=1, high=1_000_000),
-    )
-    rate_limit_ip_per_minute: int = field(
-        default=1200,
+    limit_window_minutes: int = field(
+        default=10,
         metadata=spec(
-            "hits counted per client address (IPv6: per /64) per minute", low=1, high=10_000_000
+            "the window of the limits below, in minutes: what one network (an IPv4 address, an "
+            "IPv6 /64) may add to one site within any such window",
+            low=1,
+            high=1440,
+        ),
+    )
+    limit_new_visitors: int = field(
+        default=60,
+        metadata=spec(
+            "new visitors one network may add to a site in the window (also how many it keeps "
+            "online)",
+            low=1,
+            high=10_000_000,
+        ),
+    )
+    limit_visits: int = field(
+        default=60,
+        metadata=spec(
+            "visits one network may start on a site in the window", low=1, high=10_000_000
+        ),
+    )
+    limit_pageviews: int = field(
+        default=600,
+        metadata=spec(
+            "pageviews one network may add to a site in the window", low=1, high=10_000_000
+        ),
+    )
+    limit_heartbeats: int = field(
+        default=600,
+        metadata=spec(
+            "heartbeats one network may send to a site in the window", low=1, high=10_000_000
         ),
     )
     duplicate_window_seconds: int = field(

@@ -106,9 +106,9 @@ class HitWriter:
         self._spool_max_bytes = spool_max_bytes
         self._spool: Spool | None = None
         self._seq = 0
-        self._spooled_minute = 0
+        self._spooled_window = 0
         self._spooled_by_key: dict[str, int] = {}
-        """Hits spooled by rate-limit key (visitor or network, and minute): what Redis would
+        """Hits spooled by network and kind in the limits' current window: what Redis would
         hold back, held back before it takes the spool's room."""
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._stopping = False
@@ -293,17 +293,17 @@ class HitWriter:
         return kept
 
     def _spooling(self, write: HitWrite) -> bool:
-        """Counts ``write`` as spooled; whether it stays within its limits."""
-        minute = write.now_ms // 60_000
-        if minute != self._spooled_minute:
+        """Counts ``write`` as spooled; whether its network stays within what it may add to
+        the site in a window (its pageviews, or its heartbeats)."""
+        limits = write.limits
+        window = write.now_ms // (limits.window_minutes * 60_000)
+        if window != self._spooled_window:
             self._spooled_by_key.clear()
-            self._spooled_minute = minute
-        by_visitor, by_network = write.own_keys[1], write.own_keys[2]
-        seen_visitor = self._spooled_by_key.get(by_visitor, 0) + 1
-        seen_network = self._spooled_by_key.get(by_network, 0) + 1
-        self._spooled_by_key[by_visitor] = seen_visitor
-        self._spooled_by_key[by_network] = seen_network
-        return seen_visitor <= write.limits[3] and seen_network <= write.limits[4]
+            self._spooled_window = window
+        key = write.own_keys[1] + write.kind
+        seen = self._spooled_by_key.get(key, 0) + 1
+        self._spooled_by_key[key] = seen
+        return seen <= (limits.pageviews if write.kind == "pageview" else limits.heartbeats)
 
     def _to_spool(self, items: Sequence[tuple[HitCall, list[_Pending]]]) -> None:
         assert self._spool is not None

@@ -49,7 +49,9 @@ MODES = ("everysec", "always")
 SITE = "crash"
 TOTAL = Period(Grain.TOTAL, None)
 # No rate limit or reload guard holds back a hit: every hit is a new visitor on a new page.
-LIMITS = HitLimits(1_800_000, 1_800_000, 10_000, 1_000_000_000, 1_000_000_000)
+LIMITS = HitLimits(
+    1_800_000, 1_800_000, 10_000, 10, 1_000_000_000, 1_000_000_000, 1_000_000_000, 1_000_000_000
+)
 NOW_MS = 1_764_169_265_000
 START_TIMEOUT = 30.0
 

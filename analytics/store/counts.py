@@ -20,13 +20,30 @@ from analytics.store.connection import Connection, text
 
 @dataclass(frozen=True)
 class HitLimits:
-    """What the hit script needs of a site and the service's policy, in milliseconds and hits."""
+    """What the hit script needs of a site and the service's policy: times in milliseconds,
+    the limits' window in minutes, and what one network may add to the site within it."""
 
     session_timeout_ms: int
     online_keep_ms: int
     reload_ms: int
-    per_visitor: int
-    per_network: int
+    window_minutes: int = 10
+    new_visitors: int = 60
+    visits: int = 60
+    pageviews: int = 600
+    heartbeats: int = 600
+
+    def args(self) -> tuple[int, ...]:
+        """In the order of the hit script's ARGV[2..9]."""
+        return (
+            self.session_timeout_ms,
+            self.online_keep_ms,
+            self.reload_ms,
+            self.window_minutes,
+            self.new_visitors,
+            self.visits,
+            self.pageviews,
+            self.heartbeats,
+        )
 
 
 @dataclass(frozen=True)
@@ -34,12 +51,11 @@ class HitWrite:
     """One hit as the hit script takes it (store/lua/hit.lua), before it joins a call."""
 
     site_id: str
-    limits: tuple[int, int, int, int, int]
-    """The site's session timeout, online keep and reload window (ms), then the hits allowed
-    per visitor and per network a minute."""
+    limits: HitLimits
     period_keys: tuple[str, ...]
     """The pairs of the periods it adds to (none for a heartbeat)."""
-    own_keys: tuple[str, str, str]
+    own_keys: tuple[str, str]
+    """Its reload guard, and the limits hash of its network."""
     now_ms: int
     kind: str
     visitor: str
@@ -112,22 +128,11 @@ class CountStore:
         """One hit for the hit script: counted in the periods of ``period_keys`` (the pairs of
         ``period_keys()``), under the limits of its site."""
         k = self._conn.keys
-        minute = now_ms // 60_000
         return HitWrite(
             site_id=site_id,
-            limits=(
-                limits.session_timeout_ms,
-                limits.online_keep_ms,
-                limits.reload_ms,
-                limits.per_visitor,
-                limits.per_network,
-            ),
+            limits=limits,
             period_keys=tuple(period_keys),
-            own_keys=(
-                k.reload_guard(site_id, visitor, page),
-                k.visitor_rate(site_id, visitor, minute),
-                k.network_rate(site_id, network, minute),
-            ),
+            own_keys=(k.reload_guard(site_id, visitor, page), k.network_limits(site_id, network)),
             now_ms=now_ms,
             kind=kind,
             visitor=visitor,
@@ -161,7 +166,12 @@ class CountStore:
                 period_keys += write.period_keys
         keys = [k.online(site_id), k.site_config(site_id), k.writer_mark(site_id, writer)]
         keys += period_keys
-        args: list[str | int] = [len(period_keys), *writes[0].limits, seq, MARK_DAYS * 86_400_000]
+        args: list[str | int] = [
+            len(period_keys),
+            *writes[0].limits.args(),
+            seq,
+            MARK_DAYS * 86_400_000,
+        ]
         for write in writes:
             keys += write.own_keys
             first = pairs.get(write.period_keys, 0)

@@ -39,11 +39,10 @@ class KeySpace:
     def reload_guard(self, site_id: str, visitor: str, page: str) -> str:
         return f"{self.site(site_id)}:dup:{visitor}:{page}"
 
-    def visitor_rate(self, site_id: str, visitor: str, minute: int) -> str:
-        return f"{self.site(site_id)}:rl:v:{visitor}:{minute}"
-
-    def network_rate(self, site_id: str, network: str, minute: int) -> str:
-        return f"{self.site(site_id)}:rl:ip:{network}:{minute}"
+    def network_limits(self, site_id: str, network: str) -> str:
+        """Hash of what one network (a keyed hash of it) added to the site, per kind of hit and
+        minute, for the limits' window."""
+        return f"{self.site(site_id)}:lim:{network}"
 
     def writer_mark(self, site_id: str, writer: str) -> str:
         """The last call of one hit writer counted for the site (store/lua/hit.lua)."""

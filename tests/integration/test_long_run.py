@@ -33,7 +33,8 @@ def traffic(site: str, day: int) -> list[int]:
 def site_bytes(client: redis.Redis, site: str) -> int:
     """What a site keeps for good, but its all-time visitors estimate.
 
-    Rate-limit and reload-guard keys expire within two minutes of real time by themselves, and
+    The networks' limits and the reload guards expire within ten minutes of real time by
+    themselves, and
     the writer's mark within 30 days (asserted here); a simulation that runs 400 days in
     seconds never gives them that time, so they are left out.
     """
@@ -46,7 +47,7 @@ def site_bytes(client: redis.Redis, site: str) -> int:
             marks += 1
             continue
         if ttl > 0:
-            assert ttl <= 120_000 and (b":rl:" in key or b":dup:" in key), key
+            assert ttl <= 600_000 and (b":lim:" in key or b":dup:" in key), key
             continue
         if key.endswith(b":u:t:total"):  # a HyperLogLog: 12 KB at most, however many visitors
             assert int(client.memory_usage(key, samples=0) or 0) <= 12 * 1024 + 512

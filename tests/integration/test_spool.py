@@ -36,7 +36,7 @@ from analytics.writer import SPOOLED, HitWriter
 from tests.helpers import ANALYTICS, BROWSER_UA, app_on, counters, hit, wait_for
 
 CLIENT_IP = "198.51.100.23"
-LIMITS = HitLimits(1_800_000, 1_800_000, 10_000, 300, 1200)
+LIMITS = HitLimits(1_800_000, 1_800_000, 10_000)
 
 
 MakeApp = Callable[[str, Path], Flask]
@@ -227,7 +227,7 @@ class Replayed:
 
 DAY = Period(Grain.DAY, date(2026, 11, 26))
 TOTAL = Period(Grain.TOTAL, None)
-NO_RELOAD_GUARD = HitLimits(1_800_000, 1_800_000, 0, 300, 1200)
+NO_RELOAD_GUARD = HitLimits(1_800_000, 1_800_000, 0)
 
 
 def pageview(store: Store, n: int, *, network: str = "n", day: Period = DAY) -> HitWrite:
@@ -317,7 +317,7 @@ def test_while_spooling_one_network_cannot_fill_the_spool(tmp_path: Path) -> Non
     before the spool, so one client keeps the others' room."""
     down = Store.over(connect("redis://127.0.0.1:1/0", timeout=0.2), KeySpace())
     writer = HitWriter(down.counts, tmp_path / "spool")
-    limit = NO_RELOAD_GUARD.per_network
+    limit = NO_RELOAD_GUARD.pageviews
     outcomes = Counter(writer.write(pageview(down, n, network="one")) for n in range(limit + 50))
     writer.close()
     assert outcomes == {SPOOLED: limit, "rate_limited": 50}

@@ -27,7 +27,7 @@ from analytics.store import (
 from analytics.writer import HitWriter
 from tests.helpers import count_from_threads
 
-LIMITS = HitLimits(1_800_000, 1_800_000, 10_000, 300, 1200)
+LIMITS = HitLimits(1_800_000, 1_800_000, 10_000)
 DAY = Period(Grain.DAY, date(2026, 11, 26))
 TOTAL = Period(Grain.TOTAL, None)
 

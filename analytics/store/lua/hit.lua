@@ -1,25 +1,25 @@
--- Records hits of one site, each atomically and in order: rate limits, reload guard, online set,
--- every window. One call holds the hits of one site from one batch of one writer, and carries
--- that writer's sequence number: a call whose number the site has seen already was counted
--- before (the same batch sent again after a dropped connection, or replayed from the spool
--- after a crash) and counts nothing again.
+-- Records hits of one site, each atomically and in order: the limits of its network, the
+-- reload guard, the online set, every window. One call holds the hits of one site from one
+-- batch of one writer, and carries that writer's sequence number: a call whose number the
+-- site has seen already was counted before (the same batch sent again after a dropped
+-- connection, or replayed from the spool after a crash) and counts nothing again.
 -- KEYS[1]        online sorted set: visitor id -> last seen (ms)
 -- KEYS[2]        the site's settings: a site deleted since the caller read them counts nothing
 -- KEYS[3]        the writer's mark for this site: the last sequence number counted
 -- KEYS[4..3+K]   pairs (counts hash, visitors HyperLogLog) of the periods the hits add to
--- then, for each hit i (from 0), at 4+K+3i:
+-- then, for each hit i (from 0), at 4+K+2i:
 --   reload guard of (visitor, page): when its last view was counted (ms)
---   per-visitor hit counter for the hit's minute
---   per-network hit counter for the hit's minute
+--   the limits hash of the hit's network: per kind of hit and minute, how many it had
 -- ARGV[1]        K, the number of period keys (twice the number of pairs)
 -- ARGV[2]        session timeout, ms: a pageview after a longer silence starts a visit
 -- ARGV[3]        how long the online set remembers a visitor, ms
 -- ARGV[4]        reload window, ms (0 turns the guard off)
--- ARGV[5]        hits allowed per visitor per minute
--- ARGV[6]        hits allowed per network per minute
--- ARGV[7]        this call's sequence number in its writer (rising, never reused)
--- ARGV[8]        how long the mark is kept, ms
--- then, for each hit i, at 9+5i:
+-- ARGV[5]        the limits' window, in whole minutes (W)
+-- ARGV[6..9]     what one network may add in any W minutes: new visitors, visits, pageviews,
+--                heartbeats
+-- ARGV[10]       this call's sequence number in its writer (rising, never reused)
+-- ARGV[11]       how long the mark is kept, ms
+-- then, for each hit i, at 12+5i:
 --   now, ms since the epoch (the caller's clock decides; Redis never does)
 --   "pageview" or "heartbeat"
 --   visitor id
@@ -27,18 +27,24 @@
 --   how many pairs it adds to (0 for a heartbeat)
 -- Returns one outcome per hit, in order: "counted", "heartbeat", "duplicate", "rate_limited",
 -- "unknown_site", or "already_counted" for every hit of a call counted before.
--- The first write is the first hit's INCR: a Redis out of memory or read-only refuses the call
--- there, before anything is written.
+--
+-- The limits count, per network, each kind in the minute it happened, and a hit is held back
+-- when the W minutes up to its own (the current one whole) already hold the limit: a window a
+-- little longer than W, never shorter, so no W minutes anywhere ever hold more. Everything is
+-- decided before anything is written: a hit held back writes no key. The first write is the
+-- first counted hit's: a Redis out of memory or read-only refuses the call there, before
+-- anything is written.
 
 local period_keys = tonumber(ARGV[1])
 local session_ms = tonumber(ARGV[2])
 local keep_ms = tonumber(ARGV[3])
 local reload_ms = tonumber(ARGV[4])
-local per_visitor = tonumber(ARGV[5])
-local per_network = tonumber(ARGV[6])
-local seq = tonumber(ARGV[7])
-local mark_ms = tonumber(ARGV[8])
-local hits = (#ARGV - 8) / 5
+local window = tonumber(ARGV[5])
+local allowed = {v = tonumber(ARGV[6]), s = tonumber(ARGV[7]), p = tonumber(ARGV[8]),
+  h = tonumber(ARGV[9])}
+local seq = tonumber(ARGV[10])
+local mark_ms = tonumber(ARGV[11])
+local hits = (#ARGV - 11) / 5
 local outcomes = {}
 
 if redis.call('EXISTS', KEYS[2]) == 0 then
@@ -47,40 +53,71 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   return outcomes
 end
 
+local wrote = false
 local mark = tonumber(redis.call('GET', KEYS[3]))
 if mark and seq <= mark then
   for i = 1, hits do outcomes[i] = 'already_counted' end
   return outcomes
 end
 
-local function record(guard, by_visitor_key, by_network_key, now, kind, visitor, first, pairs)
-  local by_visitor = redis.call('INCR', by_visitor_key)
-  if by_visitor == 1 then redis.call('EXPIRE', by_visitor_key, 120) end
-  local by_network = redis.call('INCR', by_network_key)
-  if by_network == 1 then redis.call('EXPIRE', by_network_key, 120) end
-  if by_visitor > per_visitor or by_network > per_network then
-    return 'rate_limited'
+-- How many of ``kind`` the network had in the W minutes up to ``minute``.
+local function recent(limits, kind, minute)
+  local fields = {}
+  for m = minute - window + 1, minute do fields[#fields + 1] = kind .. m end
+  local total = 0
+  for _, n in ipairs(redis.call('HMGET', limits, unpack(fields))) do
+    total = total + (tonumber(n) or 0)
+  end
+  return total
+end
+
+local function record(guard, limits, now, kind, visitor, first, pairs)
+  local last_seen = redis.call('ZSCORE', KEYS[1], visitor)
+  local pageview = kind == 'pageview'
+  if pageview and reload_ms > 0 then
+    -- The guard holds the time of the counted view; its TTL only cleans up, the clock decides.
+    local counted_at = tonumber(redis.call('GET', guard))
+    if counted_at and math.abs(now - counted_at) < reload_ms then
+      redis.call('ZADD', KEYS[1], 'GT', now, visitor)
+      wrote = true
+      return 'duplicate'
+    end
   end
 
-  local last_seen = redis.call('ZSCORE', KEYS[1], visitor)
+  local visit = pageview and ((not last_seen) or (tonumber(last_seen) < now - session_ms))
+  local minute = math.floor(now / 60000)
+  local adds = {}
+  if not last_seen then adds[#adds + 1] = 'v' end
+  if visit then adds[#adds + 1] = 's' end
+  adds[#adds + 1] = pageview and 'p' or 'h'
+  for _, what in ipairs(adds) do
+    if recent(limits, what, minute) >= allowed[what] then
+      return 'rate_limited'
+    end
+  end
+
+  wrote = true
+  for _, what in ipairs(adds) do
+    redis.call('HINCRBY', limits, what .. minute, 1)
+  end
+  if redis.call('HLEN', limits) > 4 * window then
+    -- Minutes no window reaches any more: gone, however far apart the network's hits came.
+    for _, field in ipairs(redis.call('HKEYS', limits)) do
+      if tonumber(string.sub(field, 2)) <= minute - window then
+        redis.call('HDEL', limits, field)
+      end
+    end
+  end
+  redis.call('PEXPIRE', limits, window * 60000)
   -- GT: a hit that reaches Redis late never moves last-seen backwards.
   redis.call('ZADD', KEYS[1], 'GT', now, visitor)
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - keep_ms))
-
-  if kind == 'heartbeat' then
+  if not pageview then
     return 'heartbeat'
   end
-
-  -- The guard holds the time of the counted view; its TTL only cleans up, the clock decides.
   if reload_ms > 0 then
-    local counted_at = tonumber(redis.call('GET', guard))
-    if counted_at and math.abs(now - counted_at) < reload_ms then
-      return 'duplicate'
-    end
     redis.call('SET', guard, now, 'PX', reload_ms)
   end
-
-  local visit = (not last_seen) or (tonumber(last_seen) < now - session_ms)
   local from = 4 + 2 * first
   for p = from, from + 2 * pairs - 1, 2 do
     -- A period already closed (its visitors frozen) is history: a hit that reaches it late
@@ -97,10 +134,12 @@ end
 
 local first_key = 4 + period_keys
 for i = 0, hits - 1 do
-  local k = first_key + 3 * i
-  local a = 9 + 5 * i
-  outcomes[i + 1] = record(KEYS[k], KEYS[k + 1], KEYS[k + 2], tonumber(ARGV[a]), ARGV[a + 1],
-    ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]))
+  local k = first_key + 2 * i
+  local a = 12 + 5 * i
+  outcomes[i + 1] = record(KEYS[k], KEYS[k + 1], tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2],
+    tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]))
 end
-redis.call('SET', KEYS[3], seq, 'PX', mark_ms)
+if wrote then  -- a call that wrote nothing (every hit held back) leaves no trace either
+  redis.call('SET', KEYS[3], seq, 'PX', mark_ms)
+end
 return outcomes
