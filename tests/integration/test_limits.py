@@ -175,3 +175,21 @@ def test_a_hit_held_back_leaves_no_key_and_no_byte_behind(
     # The readiness probe and the salts are not the flood's; nothing else may change.
     assert after == before
     assert redis_client.info("memory")["used_memory"] - memory < 64 * 1024
+
+
+def test_a_networks_limits_hold_only_the_minutes_of_the_window(
+    client: FlaskClient, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    """A reader who comes back every 11 minutes for hours: its network's hash never holds a
+    minute the window no longer reaches."""
+    for n in range(20):
+        assert hit(client, url=f"https://example.vn/{n}", ip=ATTACKER) == 204
+        clock.advance(11 * 60)
+    # One hash a day: the network's keyed hash changes with the day's salt.
+    for limits in redis_client.scan_iter(match="va:{demo}:lim:*"):
+        assert redis_client.hlen(limits) <= 3  # the kinds of its last minute only
+    assert (
+        counters(client)["windows"]["today"]["pageviews"]
+        + counters(client)["windows"]["yesterday"]["pageviews"]
+        == 20
+    )

@@ -60,15 +60,22 @@ if mark and seq <= mark then
   return outcomes
 end
 
--- How many of ``kind`` the network had in the W minutes up to ``minute``.
-local function recent(limits, kind, minute)
-  local fields = {}
-  for m = minute - window + 1, minute do fields[#fields + 1] = kind .. m end
-  local total = 0
-  for _, n in ipairs(redis.call('HMGET', limits, unpack(fields))) do
-    total = total + (tonumber(n) or 0)
+-- How many of each kind the network had in the W minutes up to ``minute``, and the fields of
+-- minutes no window reaches any more: one read of its limits hash.
+local function recent(limits, minute)
+  local totals = {v = 0, s = 0, p = 0, h = 0}
+  local stale = {}
+  local fields = redis.call('HGETALL', limits)
+  for i = 1, #fields, 2 do
+    local field = fields[i]
+    if tonumber(string.sub(field, 2)) > minute - window then
+      local kind = string.sub(field, 1, 1)
+      totals[kind] = totals[kind] + tonumber(fields[i + 1])
+    else
+      stale[#stale + 1] = field
+    end
   end
-  return total
+  return totals, stale
 end
 
 local function record(guard, limits, now, kind, visitor, first, pairs)
@@ -90,8 +97,9 @@ local function record(guard, limits, now, kind, visitor, first, pairs)
   if not last_seen then adds[#adds + 1] = 'v' end
   if visit then adds[#adds + 1] = 's' end
   adds[#adds + 1] = pageview and 'p' or 'h'
+  local had, stale = recent(limits, minute)
   for _, what in ipairs(adds) do
-    if recent(limits, what, minute) >= allowed[what] then
+    if had[what] >= allowed[what] then
       return 'rate_limited'
     end
   end
@@ -100,13 +108,8 @@ local function record(guard, limits, now, kind, visitor, first, pairs)
   for _, what in ipairs(adds) do
     redis.call('HINCRBY', limits, what .. minute, 1)
   end
-  if redis.call('HLEN', limits) > 4 * window then
-    -- Minutes no window reaches any more: gone, however far apart the network's hits came.
-    for _, field in ipairs(redis.call('HKEYS', limits)) do
-      if tonumber(string.sub(field, 2)) <= minute - window then
-        redis.call('HDEL', limits, field)
-      end
-    end
+  if #stale > 0 then  -- gone, however far apart the network's hits came
+    redis.call('HDEL', limits, unpack(stale))
   end
   redis.call('PEXPIRE', limits, window * 60000)
   -- GT: a hit that reaches Redis late never moves last-seen backwards.
