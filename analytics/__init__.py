@@ -8,7 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from analytics import logs, web
 from analytics.clock import Clock, system_clock
-from analytics.metrics import ScrapeTimeGauges, read_snapshot
+from analytics.metrics import ScrapeTimeGauges, read_snapshot, site_gauges_on
 from analytics.services import Services, build_services
 from analytics.settings import Settings
 from analytics.web import admin
@@ -42,9 +42,12 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     logs.init_app(app)
     services.metrics.init_app(app)
-    max_sites = settings.metrics_max_sites
+    per_site = site_gauges_on(settings)
+    max_sites = settings.metrics_max_sites if per_site else 0
     services.metrics.add_scrape_time(
-        ScrapeTimeGauges(lambda: read_snapshot(services.store, services.reading, max_sites))
+        ScrapeTimeGauges(
+            lambda: read_snapshot(services.store, services.reading, max_sites), per_site=per_site
+        )
     )
     web.init_app(app, services)
     # Outermost, so that the beacon, which answers before Flask, sees the client's address.

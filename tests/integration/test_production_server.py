@@ -166,6 +166,7 @@ def server(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Ite
         ANALYTICS_THREADS="4",
         ANALYTICS_ACCESS_LOG="true",
         ANALYTICS_READ_CACHE_SECONDS="0",
+        ANALYTICS_METRICS_SITE_GAUGES="true",
         ANALYTICS_LIMIT_NEW_VISITORS="10000000",
         ANALYTICS_LIMIT_VISITS="10000000",
         ANALYTICS_LIMIT_PAGEVIEWS="10000000",
