@@ -12,6 +12,7 @@ from analytics.metrics import ScrapeTimeGauges, read_snapshot, site_gauges_on
 from analytics.services import Services, build_services
 from analytics.settings import Settings
 from analytics.web import admin
+from analytics.web.proxies import ForwardedForCheck
 
 __all__ = ["create_app"]
 
@@ -35,6 +36,9 @@ def create_app(
     settings = services.settings
     # No default /static route: each file is served by its own route, with its own headers.
     app = Flask(__name__, static_folder=None)
+    # A path with doubled slashes is no route (404): werkzeug would otherwise redirect it to
+    # an absolute URL built from the request's Host header.
+    app.url_map.merge_slashes = False
     # No body a Flask route reads is larger than an admin request's: a form is never spooled to
     # a temporary file (werkzeug does so past 500 KB).
     app.config["MAX_CONTENT_LENGTH"] = admin.MAX_BODY_BYTES
@@ -55,5 +59,8 @@ def create_app(
         # Only the client address is taken from the proxies; nothing here uses host or scheme.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0, x_host=0
+        )
+        app.wsgi_app = ForwardedForCheck(  # type: ignore[method-assign]
+            app.wsgi_app, settings.trusted_proxies, clock=clock
         )
     return app
