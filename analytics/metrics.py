@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 from analytics.counting import Outcome
 from analytics.errors import AnalyticsError
 from analytics.reading import Reading
+from analytics.settings import Settings
 from analytics.store import OPERATIONS, Store
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -140,11 +141,21 @@ def read_snapshot(store: Store, reading: Reading, max_sites: int) -> Snapshot:
     return Snapshot(store_up=True, sites_registered=len(ids), sites=tuple(figures))
 
 
-class ScrapeTimeGauges(Collector):
-    """Gauges read from Redis when /metrics is scraped, whichever process answers it."""
+def site_gauges_on(settings: Settings) -> bool:
+    """Whether /metrics has the per-site gauges, which list site ids: as
+    ``metrics_site_gauges`` says when it is set, else only when /metrics has its token."""
+    if settings.metrics_site_gauges is not None:
+        return settings.metrics_site_gauges
+    return settings.metrics_token is not None
 
-    def __init__(self, read: Callable[[], Snapshot]) -> None:
+
+class ScrapeTimeGauges(Collector):
+    """Gauges read from Redis when /metrics is scraped, whichever process answers it; without
+    ``per_site``, none of the per-site families is listed at all."""
+
+    def __init__(self, read: Callable[[], Snapshot], *, per_site: bool = True) -> None:
         self._read = read
+        self._per_site = per_site
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         snapshot = self._read()
@@ -161,6 +172,8 @@ class ScrapeTimeGauges(Collector):
             "Sites within the cap left out of this scrape: reading them took too long.",
             value=snapshot.sites_skipped,
         )
+        if not self._per_site:
+            return
         families = {
             "online": GaugeMetricFamily(
                 "analytics_site_online",

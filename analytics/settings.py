@@ -351,6 +351,14 @@ class Settings:
             high=10_000,
         ),
     )
+    metrics_site_gauges: bool | None = field(
+        default=None,
+        metadata=spec(
+            "whether `/metrics` has the per-site gauges, which list site ids with their live "
+            "counts; set, it holds whatever the token",
+            default_says="unset: on when `ANALYTICS_METRICS_TOKEN` is set, else off",
+        ),
+    )
     log_format: str = field(
         default="json",
         metadata=spec(

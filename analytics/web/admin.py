@@ -30,7 +30,10 @@ def _json() -> Any:
     request.max_content_length = MAX_BODY_BYTES + 1
     if len(request.get_data(cache=True)) > MAX_BODY_BYTES:
         raise too_large
-    data = request.get_json(silent=True, force=True)
+    try:
+        data = request.get_json(silent=True, force=True)
+    except RecursionError:  # nested deeper than the parser goes
+        raise InvalidInput("the body must be a JSON object") from None
     if data is None:
         raise InvalidInput("the body must be a JSON object")
     return data

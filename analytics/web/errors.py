@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -40,6 +42,28 @@ def _analytics_error(err: AnalyticsError) -> Response:
     return response
 
 
+LEADING_SLASHES = re.compile(r"^[/\\]+")
+
+
+def same_origin(url: str) -> str:
+    """The path and query of ``url``: a Location that stays on the origin the client asked,
+    whatever its Host header said (never ``//host/...``, which a browser would take for a
+    host)."""
+    parts = urlsplit(url)
+    path = LEADING_SLASHES.sub("/", parts.path) or "/"
+    return f"{path}?{parts.query}" if parts.query else path
+
+
+def relative_location(response: Response) -> Response:
+    """Every redirect of the app stays on the origin the client asked for. Routing's own (a
+    missing trailing slash) name their URL absolutely, built from the Host header; they come
+    here as they are, past the error handlers."""
+    location = response.headers.get("Location")
+    if location is not None:
+        response.headers["Location"] = same_origin(location)
+    return response
+
+
 def _http_error(err: HTTPException) -> Response:
     status = err.code or 500
     response = error_response(
@@ -57,6 +81,7 @@ def _unexpected(err: Exception) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    app.after_request(relative_location)
     app.register_error_handler(AnalyticsError, _analytics_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -28,11 +28,12 @@ import pytest
 import redis
 import yaml
 from flask import Flask
-from flask.testing import FlaskClient
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
+from analytics import create_app
 from analytics.cli import cli
+from analytics.clock import FixedClock
 from analytics.embedded import free_port, redis_server_binary
 from analytics.services import Services
 from analytics.settings import (
@@ -43,6 +44,7 @@ from analytics.settings import (
     RENAMED,
     SERVICE_LINK_NAMES,
     SERVICE_LINK_VALUES,
+    Settings,
     usable_cpus,
 )
 from tests.helpers import hit, stop_gracefully, wait_for, worker_pids
@@ -1135,12 +1137,20 @@ class Exposed:
 
 
 @pytest.fixture
-def exposed(client: FlaskClient, services: Services) -> Exposed:
-    """One real scrape of /metrics after one hit and one run of each housekeeping job."""
+def exposed(settings: Settings, clock: FixedClock, redis_client: redis.Redis) -> Exposed:
+    """One real scrape of /metrics after one hit and one run of each housekeeping job, from
+    the web tier as compose runs it: /metrics behind its token (which brings the per-site
+    gauges)."""
+    token = "metrics-token-of-the-compose-web"
+    app = create_app(
+        settings.replace(metrics_token=token), clock=clock, registry=CollectorRegistry()
+    )
+    client = app.test_client()
+    services: Services = app.extensions["analytics"]
     assert hit(client) == 204
     for job in ("close_periods", "trim_online", "delete_salts"):
         services.housekeeper.run(job)
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     return Exposed(response.get_data(as_text=True))
 

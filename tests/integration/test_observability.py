@@ -69,7 +69,7 @@ def test_metrics_token_when_set(
 def test_per_site_gauges_are_read_at_scrape_time_and_capped(
     settings: Settings, clock: FixedClock, redis_client: redis.Redis
 ) -> None:
-    client = make_app(settings, clock, metrics_max_sites=2).test_client()
+    client = make_app(settings, clock, metrics_max_sites=2, metrics_site_gauges=True).test_client()
     services: Services = client.application.extensions["analytics"]
     for site in ("a-site", "b-site", "c-site"):
         services.sites.upsert({"id": site})
@@ -90,8 +90,47 @@ def test_per_site_gauges_are_read_at_scrape_time_and_capped(
 def test_gauges_off_with_a_cap_of_zero(
     settings: Settings, clock: FixedClock, redis_client: redis.Redis
 ) -> None:
-    client = make_app(settings, clock, metrics_max_sites=0).test_client()
+    client = make_app(settings, clock, metrics_max_sites=0, metrics_site_gauges=True).test_client()
     assert not [k for k in samples(client) if k[0].startswith("analytics_site_")]
+
+
+@pytest.mark.parametrize(
+    ("token", "site_gauges", "listed"),
+    [
+        (None, None, False),  # the default: /metrics open, and no site in it
+        (METRICS_TOKEN, None, True),  # behind its token, the gauges come with it
+        (METRICS_TOKEN, False, False),
+        (None, True, True),  # turned on explicitly, for a /metrics kept off the public network
+        (None, False, False),
+    ],
+    ids=["open-default", "token", "token-turned-off", "open-turned-on", "open-turned-off"],
+)
+def test_per_site_gauges_only_behind_a_token_or_when_turned_on(
+    settings: Settings,
+    clock: FixedClock,
+    redis_client: redis.Redis,
+    token: str | None,
+    site_gauges: bool | None,
+    listed: bool,
+) -> None:
+    app = make_app(settings, clock, metrics_token=token, metrics_site_gauges=site_gauges)
+    client = app.test_client()
+    services: Services = app.extensions["analytics"]
+    services.sites.upsert({"id": "private-shop"})
+    assert hit(client, "private-shop") == 204
+    assert hit(client, "demo") == 204
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    found = samples(client, **headers)
+    assert found[("analytics_sites_registered", ())] == 2
+    if listed:
+        assert found[("analytics_site_pageviews_today", (("site", "private-shop"),))] == 1
+        assert found[("analytics_site_online", (("site", "demo"),))] == 1
+    else:
+        assert "private-shop" not in text and 'site="' not in text, text
+        assert "analytics_site_" not in text  # not even the families' HELP lines
 
 
 def test_request_ids_are_echoed_or_made(client: FlaskClient) -> None:
@@ -198,8 +237,13 @@ def test_every_store_operation_has_an_error_series_from_the_start(client: FlaskC
 
 
 def test_a_slow_scrape_stops_reading_sites_and_says_how_many_it_left_out(
-    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    clock: FixedClock,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    client = make_app(settings, clock, metrics_site_gauges=True).test_client()
+    services: Services = client.application.extensions["analytics"]
     for site in ("a-site", "b-site"):
         services.sites.upsert({"id": site})
     monkeypatch.setattr(analytics.metrics, "SCRAPE_BUDGET_SECONDS", -1.0)  # already spent

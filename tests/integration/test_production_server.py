@@ -166,8 +166,10 @@ def server(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Ite
         ANALYTICS_THREADS="4",
         ANALYTICS_ACCESS_LOG="true",
         ANALYTICS_READ_CACHE_SECONDS="0",
-        ANALYTICS_RATE_LIMIT_VISITOR_PER_MINUTE="1000000",
-        ANALYTICS_RATE_LIMIT_IP_PER_MINUTE="10000000",
+        ANALYTICS_METRICS_SITE_GAUGES="true",
+        ANALYTICS_LIMIT_NEW_VISITORS="10000000",
+        ANALYTICS_LIMIT_VISITS="10000000",
+        ANALYTICS_LIMIT_PAGEVIEWS="10000000",
     ) as running:
         yield running
 

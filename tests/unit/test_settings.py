@@ -60,6 +60,7 @@ def test_the_config_file_sets_every_setting_to_its_default_or_comments_it_out(
         "sites_file",
         "workers",
         "metrics_token",
+        "metrics_site_gauges",
         "log_format",
     }
     assert "\n# Log lines: one JSON object per line, or plain text.\n" in text
