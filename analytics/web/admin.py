@@ -12,6 +12,7 @@ from analytics.audit import MAX_AUDIT_ENTRIES
 from analytics.errors import Forbidden, InvalidInput, PayloadTooLarge
 from analytics.services import Services
 from analytics.sites import Offsets, Site, SiteChanges, parse_offsets
+from analytics.web.beacon import strict_json
 
 MAX_BODY_BYTES = 64 * 1024
 T = TypeVar("T")
@@ -31,12 +32,9 @@ def _json() -> Any:
     if len(request.get_data(cache=True)) > MAX_BODY_BYTES:
         raise too_large
     try:
-        data = request.get_json(silent=True, force=True)
-    except RecursionError:  # nested deeper than the parser goes
+        return strict_json(request.get_data(cache=True))
+    except ValueError:  # not UTF-8, not JSON, NaN or Infinity, nested too deep
         raise InvalidInput("the body must be a JSON object") from None
-    if data is None:
-        raise InvalidInput("the body must be a JSON object")
-    return data
 
 
 def _object(data: Any) -> Mapping[str, Any]:

@@ -143,9 +143,18 @@ def read_json_body(environ: WSGIEnvironment) -> Any:
     if len(body) > MAX_BODY:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_not_json)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        return strict_json(body)
+    except ValueError:
         raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
+
+
+def strict_json(body: bytes) -> Any:
+    """``body`` as JSON, strictly: UTF-8, no NaN or Infinity; ValueError otherwise, also for a
+    body nested deeper than the parser goes."""
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_not_json)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
 
 
 def error_answer(status: int, code: str, message: str) -> Answer:

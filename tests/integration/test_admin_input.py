@@ -56,3 +56,15 @@ def test_reset_all_and_duplicates_name_each_window_once(admin: FlaskClient) -> N
         ["today"],
         ["today", "this_week", "this_month", "total"],
     ]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_an_admin_body_with_nan_or_infinity_is_no_json(admin: FlaskClient, constant: str) -> None:
+    response = admin.post(
+        "/api/v1/admin/sites",
+        data=f'{{"id": "nan-site", "online_window_seconds": {constant}}}',
+        content_type="application/json",
+        headers=AUTH,
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_request"
