@@ -63,6 +63,13 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def redis_child() -> None:
+    """Runs in the embedded redis-server before exec: it dies with its parent, and every file it
+    makes (the AOF and any snapshot, rewritten or not) is the service's alone (umask 077)."""
+    os.umask(0o077)
+    die_with_parent()
+
+
 def exit_status(returncode: int) -> str:
     """A process's ``returncode`` as an operator reads it: "killed by SIGKILL", "exited with 1"."""
     if returncode < 0:
@@ -179,7 +186,7 @@ class EmbeddedRedis:
             start_new_session=True,
             # The signal comes when the thread that started it ends: the main thread for the
             # first server, the supervisor (which outlives each one it starts) for the others.
-            preexec_fn=die_with_parent,
+            preexec_fn=redis_child,
         )
 
     def supervise(self, timeout: float = 20.0) -> None:

@@ -24,6 +24,7 @@ from analytics.periods import (
 )
 from analytics.sites import Site, SiteRegistry
 from analytics.store import Store
+from analytics.store.salts import Rewrite
 
 GRAINS = (Grain.DAY, Grain.WEEK, Grain.MONTH)
 
@@ -105,6 +106,8 @@ class Housekeeper:
         self.clock = clock
         self.policy = policy or HousekeepingPolicy()
         self.metrics = metrics
+        self._rewrite_due = False
+        """Whether salts were deleted but Redis's append-only file not yet rewritten."""
 
     def close_periods(self) -> int:
         """Closes every finished day, week and month of every site, oldest first; returns how many.
@@ -150,9 +153,15 @@ class Housekeeper:
         return removed
 
     def delete_salts(self) -> int:
-        """Deletes the salts of days that have ended everywhere on Earth (UTC-12)."""
+        """Deletes the salts of days that have ended everywhere on Earth (UTC-12), then has Redis
+        rewrite its append-only file, so that they leave the disk too; a rewrite Redis could not
+        start (one already running began before the deletion) is asked for again at the next
+        run."""
         earliest_open_day = (self.clock() - timedelta(hours=12)).astimezone(UTC).date()
-        return self.store.salts.delete_before(earliest_open_day)
+        deleted = self.store.salts.delete_before(earliest_open_day)
+        if deleted or self._rewrite_due:
+            self._rewrite_due = self.store.salts.rewrite_files() is Rewrite.BUSY
+        return deleted
 
     def run(self, job: str) -> bool:
         """Runs ``job`` if no other process runs it now; True if this call ran it."""

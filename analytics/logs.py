@@ -63,7 +63,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in entry:
                 entry[key] = value
-        if record.exc_info:
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        elif record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
@@ -78,7 +80,16 @@ class NoClientAddresses(logging.Filter):
             cleaned = without_addresses(message)
             if cleaned != message:
                 record.msg, record.args = cleaned, None
+            # A traceback quotes its exception's message, which may name the client too: it is
+            # formatted here, once, cleaned, and every formatter shows that text.
+            if record.exc_info and not record.exc_text:
+                record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = without_addresses(record.exc_text)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 class TextFormatter(logging.Formatter):

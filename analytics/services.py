@@ -95,9 +95,10 @@ def build_services(
         observer=metrics,
     )
     metrics.spool_max_bytes.set(settings.spool_max_bytes)
-    counting = Counting(store.counts, sites, Salts(store.salts.salt, clock), clock, policy, writer)
+    salts = Salts(store.salts.salt, clock)
+    counting = Counting(store.counts, sites, salts, clock, policy, writer)
     reading = Reading(store.counts, sites, clock, settings.read_cache_seconds)
-    audit = AuditLog(store.audit, clock)
+    audit = AuditLog(store.audit, clock, salts)
     return Services(
         settings=settings,
         store=store,

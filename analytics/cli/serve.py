@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import signal
+import stat
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -116,6 +119,19 @@ WORKERS = click.option(
 )
 
 
+def private_data_dir(data_dir: Path) -> None:
+    """Makes the data directory the service's alone: created 0700, or tightened to 0700 with
+    every file in it readable and writable by its owner only (files an older version or another
+    umask left open). The embedded Redis makes its own files 0600 (``embedded.redis_child``)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for path in data_dir.rglob("*"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to change
+            mode = path.lstat().st_mode
+            if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+                path.chmod(stat.S_IMODE(mode) & ~0o077)
+
+
 def url_of(host: str, port: int) -> str:
     return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
 
@@ -132,6 +148,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
         check_port(host, port)
     except OSError as err:
         raise cannot_listen(err, host, port, "--port") from None
+    private_data_dir(settings.data_dir)
     # The embedded Redis, if any, is supervised by this process: started again if it dies.
     with redis_for(settings, supervise=True) as ready, metrics_directory():
         services = build_services(ready)  # registers the sites once, before any worker starts
@@ -176,6 +193,7 @@ def web(host: str, port: int, workers: int | None) -> None:
     except OSError as err:
         raise cannot_listen(err, host, port, "--port") from None
     count = workers or settings.workers
+    private_data_dir(settings.data_dir)  # the spool's
     with metrics_directory():
         build_services(settings).store.close()  # the sites file, registered once
 

@@ -1,5 +1,5 @@
 """The audit log in Redis (admin actions, and failed authentications in a stream of their own)
-and the per-network count of failed authentications."""
+and the count of failed authentications per network, kept under a keyed hash of the network."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ from typing import Any
 
 from analytics.store.connection import Connection, text
 
+BUCKET_KEPT_MS = 180_000
+"""How long a minute's count of failed authentications is kept: its minute, the next one (in
+whose window it still weighs), and a margin for clocks that differ between processes."""
+
 
 class AuditStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._failure_script = conn.script("auth_failure")
 
     def append(self, entry: dict[str, str], max_entries: int, *, failed_auth: bool = False) -> None:
         """Appends to the admin actions' stream, or to the failed authentications' one."""
@@ -35,16 +40,14 @@ class AuditStore:
         rows.sort(key=stream_id, reverse=True)
         return [{text(k): text(v) for k, v in (fields or {}).items()} for _, fields in rows[:count]]
 
-    def count_auth_failure(self, network: str, minute: int) -> int:
-        """Counts one failed authentication of ``network`` in ``minute``; returns the count."""
-        key = self._conn.keys.auth_failures(network, minute)
+    def count_auth_failure(self, network: str, now_ms: int) -> int:
+        """Counts one failed authentication of ``network`` (a keyed hash of it) at ``now_ms``;
+        returns the failures of the last minute, this one included (lua/auth_failure.lua)."""
+        minute, into = divmod(now_ms, 60_000)
+        keys = [
+            self._conn.keys.auth_failures(network, minute),
+            self._conn.keys.auth_failures(network, minute - 1),
+        ]
         with self._conn.call("auth_failure"):
-            pipe = self._conn.client.pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, 120)
-            count, _ = pipe.execute()
-        return int(count)
-
-    def auth_failures(self, network: str, minute: int) -> int:
-        with self._conn.call("auth_failure"):
-            return int(self._conn.client.get(self._conn.keys.auth_failures(network, minute)) or 0)
+            within = self._failure_script(keys=keys, args=[60_000 - into, BUCKET_KEPT_MS])
+        return int(within)

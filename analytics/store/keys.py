@@ -92,7 +92,9 @@ class KeySpace:
         return f"{self.prefix}:audit:auth"
 
     def auth_failures(self, network: str, minute: int) -> str:
-        return f"{self.prefix}:authfail:{network}:{minute}"
+        """Failed authentications of one network (a keyed hash of it, never its address) in one
+        minute; the network is the hash tag, so that one call can read two of its minutes."""
+        return f"{self.prefix}:authfail:{{{network}}}:{minute}"
 
     def lock(self, job: str) -> str:
         return f"{self.prefix}:lock:{job}"
