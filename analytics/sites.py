@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import json
+import os
 import re
 import threading
 import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -385,6 +388,18 @@ class SiteRegistry:
                     loaded += 1
         return loaded
 
+    def known_sites(self) -> list[Site]:
+        """The sites this process has read."""
+        with self._lock:
+            return [site for _, site in self._known.values()]
+
+    def remember(self, sites: Iterable[Site]) -> None:
+        """Knows ``sites`` as read long ago: served while Redis is away, read again once it is
+        back (a process started during an outage, from the snapshot of one that was not)."""
+        with self._lock:
+            for site in sites:
+                self._known.setdefault(site.id, (0.0, site))
+
     def save(self, site: Site) -> None:
         self._store.save(site.to_dict())
         # Known from now on, as if read: a hit for it while Redis is away still counts.
@@ -448,3 +463,32 @@ def seed_sites(registry: SiteRegistry, sites_file: Path | None) -> list[Site]:
     if registry.ids():
         return []
     return [registry.upsert(DEMO_SITE)]
+
+
+SNAPSHOT_NAME = "sites.json"
+"""The sites a web worker read at start, kept in the data directory for a worker that starts
+while Redis is away."""
+
+
+def save_snapshot(path: Path, sites: Iterable[Site]) -> None:
+    """Writes ``sites`` to ``path`` whole or not at all (a file of this process's, renamed),
+    readable by the service alone; a disk that refuses it is passed over."""
+    data = json.dumps([site.to_dict() for site in sites], ensure_ascii=False).encode()
+    making = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(making, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            making.unlink()
+
+
+def load_snapshot(path: Path) -> list[Site]:
+    """The sites of the snapshot at ``path``; none when there is none or it is unreadable."""
+    try:
+        entries = json.loads(path.read_bytes())
+        return [Site.create(entry) for entry in entries]
+    except (OSError, ValueError, TypeError, InvalidInput):
+        return []

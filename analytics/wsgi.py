@@ -9,13 +9,15 @@ empty directory of that server's own, or each worker answers /metrics with its o
 from __future__ import annotations
 
 import atexit
-import contextlib
+import logging
 
 from analytics import create_app
 from analytics.errors import StoreUnavailable
 from analytics.logs import configure_logging
 from analytics.settings import Settings
+from analytics.sites import SNAPSHOT_NAME, load_snapshot, save_snapshot
 
+log = logging.getLogger("analytics")
 settings = Settings.load()
 if settings.redis_url is None:
     raise SystemExit(
@@ -27,8 +29,17 @@ app = create_app(settings)
 _services = app.extensions["analytics"]
 # Every site's settings, so that a site this worker has not served yet still counts (into the
 # spool) should Redis go away before its first hit.
-with contextlib.suppress(StoreUnavailable):
+# A worker started while Redis is away takes them from the last one that could read them.
+_snapshot = settings.data_dir / SNAPSHOT_NAME
+try:
     _services.sites.preload()
+    save_snapshot(_snapshot, _services.sites.known_sites())
+except StoreUnavailable:
+    _services.sites.remember(load_snapshot(_snapshot))
+    log.warning(
+        "Redis is away: sites known from the last start until it is back",
+        extra={"event": "sites_from_snapshot", "sites": len(_services.sites.known_sites())},
+    )
 # At once, not on the first hit: spool files left by a crash are counted as soon as Redis is up.
 _writer = _services.counting.writer
 _writer.start()

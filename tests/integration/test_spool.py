@@ -30,6 +30,7 @@ from analytics.embedded import EmbeddedRedis, free_port
 from analytics.errors import SpoolFull
 from analytics.periods import Grain, Period
 from analytics.services import Services
+from analytics.sites import SNAPSHOT_NAME, load_snapshot, save_snapshot
 from analytics.spool import SUFFIX, decode
 from analytics.store import HitLimits, HitWrite, KeySpace, Store, connect
 from analytics.writer import SPOOLED, HitWriter
@@ -472,6 +473,13 @@ def test_a_site_read_at_start_counts_into_the_spool_before_its_first_hit(
     started_during = make_app(own_redis.url, tmp_path / "d")
     assert started_during.test_client().get("/healthz").status_code == 200
     assert hit(started_during.test_client(), "other") == 503
+    # What a worker started during the outage does: it knows the sites another one saved.
+    snapshot = tmp_path / SNAPSHOT_NAME
+    save_snapshot(snapshot, services_of(preloaded).sites.known_sites())
+    assert stat.S_IMODE(snapshot.stat().st_mode) == 0o600
+    services_of(started_during).sites.remember(load_snapshot(snapshot))
+    assert hit(started_during.test_client(), "other") == 204
     own_redis.start()
     drained(preloaded)
-    assert counters(cold.test_client(), "other")["windows"]["total"]["pageviews"] == 1
+    drained(started_during)
+    assert counters(cold.test_client(), "other")["windows"]["total"]["pageviews"] == 2
