@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, jsonify, request
 
 from analytics.admin import RESETTABLE, bad_windows
-from analytics.audit import MAX_AUDIT_ENTRIES
+from analytics.audit import CLI_ACTOR, MAX_AUDIT_ENTRIES
 from analytics.errors import Forbidden, InvalidInput, PayloadTooLarge
 from analytics.services import Services
 from analytics.sites import Offsets, Site, SiteChanges, parse_offsets
@@ -19,7 +19,10 @@ T = TypeVar("T")
 
 
 def _client() -> str:
-    return request.remote_addr or ""
+    """The client's address; never one the audit would take for the command line's actor
+    (a forwarded address is whatever the proxy let through)."""
+    client = request.remote_addr or ""
+    return "web " + client if client.startswith(CLI_ACTOR) else client
 
 
 def _json() -> Any:

@@ -134,3 +134,22 @@ def test_no_address_in_the_throttle_keys_or_the_audit(
     # The same network has one tag, another network another: sources told apart, not named.
     assert newest_first[0] == newest_first[1] and newest_first[2] == newest_first[3]
     assert len(set(tags)) == 3
+
+
+def test_a_forwarded_address_cannot_pass_for_the_command_line_in_the_audit(
+    settings: Settings, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    app = create_app(
+        settings.replace(admin_token=TOKEN, trusted_proxies=1),
+        clock=clock,
+        registry=CollectorRegistry(),
+    )
+    client = app.test_client()
+    response = client.post(
+        "/api/v1/admin/sites",
+        json={"id": "spoofed"},
+        headers={**AUTH, "X-Forwarded-For": "cli:root@server"},
+    )
+    assert response.status_code == 201
+    (entry,) = [e for e in audit(client) if e["site"] == "spoofed"]
+    assert entry["ip"].startswith("net:")
