@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from analytics import filters
@@ -115,8 +115,17 @@ class Counting:
             page=page_id(hit.url),
             now_ms=epoch_ms(now),
             limits=self._limits(site),
+            network_before=self._network_before(site, now, day, hit.client_ip),
         )
         return Outcome(self.writer.write(write))
+
+    def _network_before(self, site: Site, now: datetime, day: date, client_ip: str) -> str | None:
+        """The network's id under the day before's salt while the limits' window still reaches
+        into that day: its limits are not to start afresh at midnight."""
+        local = now.astimezone(site.zone)
+        if local.hour * 60 + local.minute > self.policy.window_minutes:
+            return None
+        return network_id(self.salts.for_day(day - timedelta(days=1)), site.id, client_ip)
 
     def _period_keys(self, site: Site, day: date) -> tuple[str, ...]:
         cache_key = (site.id, day, str(site.week_start))
@@ -140,4 +149,5 @@ class Counting:
             visits=p.visits,
             pageviews=p.pageviews,
             heartbeats=p.heartbeats,
+            online_window_ms=site.online_window_seconds * 1000,
         )

@@ -37,7 +37,19 @@ def _address(token: str) -> bool:
 
 
 def without_addresses(text: str) -> str:
-    return CANDIDATE.sub(lambda m: "<address>" if _address(m.group()) else m.group(), text)
+    """``text`` with every IP address in it replaced by ``<address>`` (one that ends a
+    sentence too: its dot stays)."""
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group()
+        bare = token.rstrip(".")
+        if _address(token):
+            return "<address>"
+        if bare != token and _address(bare):
+            return "<address>" + token[len(bare) :]
+        return token
+
+    return CANDIDATE.sub(replace, text)
 
 
 BEACON_REQUEST_ID: ContextVar[str | None] = ContextVar("beacon_request_id", default=None)

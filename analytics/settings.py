@@ -239,8 +239,8 @@ class Settings:
     limit_new_visitors: int = field(
         default=60,
         metadata=spec(
-            "new visitors one network may add to a site in the window (also how many it keeps "
-            "online)",
+            "new visitors one network may add to a site in the window, and how many it keeps "
+            "online at once",
             low=1,
             high=10_000_000,
         ),

@@ -31,9 +31,11 @@ class HitLimits:
     visits: int = 60
     pageviews: int = 600
     heartbeats: int = 600
+    online_window_ms: int = 300_000
+    """The site's online window: a network keeps at most ``new_visitors`` online in it."""
 
     def args(self) -> tuple[int, ...]:
-        """In the order of the hit script's ARGV[2..9]."""
+        """In the order of the hit script's ARGV[2..10]."""
         return (
             self.session_timeout_ms,
             self.online_keep_ms,
@@ -43,6 +45,7 @@ class HitLimits:
             self.visits,
             self.pageviews,
             self.heartbeats,
+            self.online_window_ms,
         )
 
 
@@ -54,8 +57,9 @@ class HitWrite:
     limits: HitLimits
     period_keys: tuple[str, ...]
     """The pairs of the periods it adds to (none for a heartbeat)."""
-    own_keys: tuple[str, str]
-    """Its reload guard, and the limits hash of its network."""
+    own_keys: tuple[str, str, str, str]
+    """Its reload guard; its network's limits hash, and the one of the day before (the same
+    past the first minutes of a day); its network's online visitors."""
     now_ms: int
     kind: str
     visitor: str
@@ -124,15 +128,23 @@ class CountStore:
         page: str,
         now_ms: int,
         limits: HitLimits,
+        network_before: str | None = None,
     ) -> HitWrite:
         """One hit for the hit script: counted in the periods of ``period_keys`` (the pairs of
-        ``period_keys()``), under the limits of its site."""
+        ``period_keys()``), under the limits of its site; ``network_before`` is the network's
+        id under the day before's salt, in the first minutes of a day."""
         k = self._conn.keys
+        limits_key = k.network_limits(site_id, network)
         return HitWrite(
             site_id=site_id,
             limits=limits,
             period_keys=tuple(period_keys),
-            own_keys=(k.reload_guard(site_id, visitor, page), k.network_limits(site_id, network)),
+            own_keys=(
+                k.reload_guard(site_id, visitor, page),
+                limits_key,
+                limits_key if network_before is None else k.network_limits(site_id, network_before),
+                k.network_online(site_id, network),
+            ),
             now_ms=now_ms,
             kind=kind,
             visitor=visitor,

@@ -44,6 +44,10 @@ class KeySpace:
         minute, for the limits' window."""
         return f"{self.site(site_id)}:lim:{network}"
 
+    def network_online(self, site_id: str, network: str) -> str:
+        """Sorted set of one network's visitors online on the site: visitor id -> last seen."""
+        return f"{self.site(site_id)}:lon:{network}"
+
     def writer_mark(self, site_id: str, writer: str) -> str:
         """The last call of one hit writer counted for the site (store/lua/hit.lua)."""
         return f"{self.site(site_id)}:w:{writer}"

@@ -193,3 +193,63 @@ def test_a_networks_limits_hold_only_the_minutes_of_the_window(
         + counters(client)["windows"]["yesterday"]["pageviews"]
         == 20
     )
+
+
+def test_no_ten_minutes_hold_more_than_the_limit_at_the_window_edge(
+    app: Flask, client: FlaskClient, clock: FixedClock
+) -> None:
+    """60 new visitors at :50 of a minute, then as many as the network may at :00 of the
+    minute ten later (9 min 10 s on): none of them counts."""
+    clock.set(clock().replace(second=50, microsecond=0))
+
+    def newcomers(tag: str) -> Callable[[int, int], int]:
+        def send(t: int, n: int) -> int:
+            ua = f"Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0.{tag}.{t}.{n}"
+            return hit(client, url=f"https://example.vn/{tag}/{t}/{n}", ua=ua, ip=ATTACKER)
+
+        return send
+
+    assert from_threads(4, 15, newcomers("a")) == [204] * 60
+    assert outcomes(app)["counted"] == 60
+    clock.advance(9 * 60 + 10)
+    assert from_threads(4, 15, newcomers("b")) == [204] * 60
+    assert outcomes(app)["counted"] == 60
+    clock.advance(60)  # ten minutes and more after the first ones: room again
+    assert from_threads(4, 15, newcomers("c")) == [204] * 60
+    assert outcomes(app)["counted"] == 120
+
+
+def test_heartbeats_do_not_keep_more_than_60_online_however_long(
+    app: Flask, client: FlaskClient, clock: FixedClock
+) -> None:
+    """Browsers kept alive by heartbeats while new ones come every window: the network still
+    has at most 60 online."""
+    alive: list[str] = []
+    for step in range(12):  # 40 minutes, 200 s a step
+        uas = [f"Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0.{step}.{n}" for n in range(60)]
+        for ua in alive + uas:
+            hit(client, kind="heartbeat", ua=ua, ip=ATTACKER)
+        alive += uas
+        assert counters(client)["online"] <= 60
+        clock.advance(200)
+
+
+def test_the_limits_do_not_start_afresh_at_midnight(
+    app: Flask, client: FlaskClient, clock: FixedClock
+) -> None:
+    """60 new visitors just before the site's midnight, 60 more just after: the second 60 do
+    not count, though the network's keyed hash changed with the day's salt."""
+    # 23:59:40 in Asia/Ho_Chi_Minh (UTC+7), the demo site's timezone.
+    clock.set(clock().replace(hour=16, minute=59, second=40, microsecond=0))
+
+    def newcomers(tag: str) -> Callable[[int, int], int]:
+        def send(t: int, n: int) -> int:
+            ua = f"Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0.{tag}.{t}.{n}"
+            return hit(client, url=f"https://example.vn/{tag}/{t}/{n}", ua=ua, ip=ATTACKER)
+
+        return send
+
+    assert from_threads(4, 15, newcomers("before")) == [204] * 60
+    clock.advance(30)  # 00:00:10 the next day
+    assert from_threads(4, 15, newcomers("after")) == [204] * 60
+    assert outcomes(app)["counted"] == 60

@@ -113,17 +113,18 @@ def test_a_flood_from_one_address_is_cut_at_its_pageviews(
     app: Flask, client: FlaskClient, clock: FixedClock
 ) -> None:
     """600 pageviews a network in any 10 minutes: the 601st waits until the first leaves the
-    window (the current minute whole, so a little longer, never shorter)."""
+    window (the 10 minutes before the current one, and that one whole: a little longer, never
+    shorter)."""
     clock.set(clock().replace(second=0, microsecond=0))
     for n in range(605):
         assert hit(client, url=f"https://example.vn/{n}") == 204
         clock.advance(0.5)  # 302.5 s in all
     assert pageviews(client) == 600
     assert outcome_count(app, "rate_limited") == 5
-    clock.advance(599 - 302.5)  # 9 min 59 s after the first: still in its window
+    clock.advance(659 - 302.5)  # 10 min 59 s after the first: still in its window
     hit(client, url="https://example.vn/still-held")
     assert pageviews(client) == 600
-    clock.advance(1)  # 10 min after: the first minute (120 of them) has left it
+    clock.advance(1)  # 11 min after: the first minute (120 of them) has left it
     hit(client, url="https://example.vn/later")
     assert pageviews(client) == 601
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from analytics.logs import BEACON_REQUEST_ID, TextFormatter, formatter_for
+import pytest
+
+from analytics.logs import BEACON_REQUEST_ID, TextFormatter, formatter_for, without_addresses
 
 
 def record(**extra: object) -> logging.LogRecord:
@@ -31,3 +33,16 @@ def test_a_plain_line_stays_plain_and_a_beacon_line_names_its_request() -> None:
     finally:
         BEACON_REQUEST_ID.reset(token)
     assert isinstance(formatter_for("text"), TextFormatter)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("request from 1.2.3.4.", "request from <address>."),
+        ("from 2001:db8::1. Then", "from <address>. Then"),
+        ("peer [2001:db8::7]:443 closed", "peer <address> closed"),
+        ("version 1.2.3.", "version 1.2.3."),
+    ],
+)
+def test_an_address_is_taken_out_of_a_log_line_where_it_stands(text: str, said: str) -> None:
+    assert without_addresses(text) == said

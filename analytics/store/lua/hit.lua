@@ -7,9 +7,12 @@
 -- KEYS[2]        the site's settings: a site deleted since the caller read them counts nothing
 -- KEYS[3]        the writer's mark for this site: the last sequence number counted
 -- KEYS[4..3+K]   pairs (counts hash, visitors HyperLogLog) of the periods the hits add to
--- then, for each hit i (from 0), at 4+K+2i:
+-- then, for each hit i (from 0), at 4+K+4i:
 --   reload guard of (visitor, page): when its last view was counted (ms)
 --   the limits hash of the hit's network: per kind of hit and minute, how many it had
+--   the same network's limits hash of the day before (its name changes with the day's salt),
+--   read only, in the first minutes of a day; else the limits hash again
+--   the network's online visitors: visitor id -> last seen (ms)
 -- ARGV[1]        K, the number of period keys (twice the number of pairs)
 -- ARGV[2]        session timeout, ms: a pageview after a longer silence starts a visit
 -- ARGV[3]        how long the online set remembers a visitor, ms
@@ -17,9 +20,10 @@
 -- ARGV[5]        the limits' window, in whole minutes (W)
 -- ARGV[6..9]     what one network may add in any W minutes: new visitors, visits, pageviews,
 --                heartbeats
--- ARGV[10]       this call's sequence number in its writer (rising, never reused)
--- ARGV[11]       how long the mark is kept, ms
--- then, for each hit i, at 12+5i:
+-- ARGV[10]       the site's online window, ms: a network keeps at most ARGV[6] online in it
+-- ARGV[11]       this call's sequence number in its writer (rising, never reused)
+-- ARGV[12]       how long the mark is kept, ms
+-- then, for each hit i, at 13+5i:
 --   now, ms since the epoch (the caller's clock decides; Redis never does)
 --   "pageview" or "heartbeat"
 --   visitor id
@@ -29,8 +33,9 @@
 -- "unknown_site", or "already_counted" for every hit of a call counted before.
 --
 -- The limits count, per network, each kind in the minute it happened, and a hit is held back
--- when the W minutes up to its own (the current one whole) already hold the limit: a window a
--- little longer than W, never shorter, so no W minutes anywhere ever hold more. Everything is
+-- when the W minutes before its own minute and its own minute (W + 1 in all) already hold the
+-- limit: a window a little longer than W minutes, never shorter, so no W minutes anywhere ever
+-- hold more. Everything is
 -- decided before anything is written: a hit held back writes no key. The first write is the
 -- first counted hit's: a Redis out of memory or read-only refuses the call there, before
 -- anything is written.
@@ -42,9 +47,10 @@ local reload_ms = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
 local allowed = {v = tonumber(ARGV[6]), s = tonumber(ARGV[7]), p = tonumber(ARGV[8]),
   h = tonumber(ARGV[9])}
-local seq = tonumber(ARGV[10])
-local mark_ms = tonumber(ARGV[11])
-local hits = (#ARGV - 11) / 5
+local online_ms = tonumber(ARGV[10])
+local seq = tonumber(ARGV[11])
+local mark_ms = tonumber(ARGV[12])
+local hits = (#ARGV - 12) / 5
 local outcomes = {}
 
 if redis.call('EXISTS', KEYS[2]) == 0 then
@@ -60,25 +66,29 @@ if mark and seq <= mark then
   return outcomes
 end
 
--- How many of each kind the network had in the W minutes up to ``minute``, and the fields of
--- minutes no window reaches any more: one read of its limits hash.
-local function recent(limits, minute)
+-- How many of each kind the network had in the W + 1 minutes up to ``minute`` (its hash, and
+-- the day before's under its old name), and the fields of minutes no window reaches any more.
+local function recent(limits, before, minute)
   local totals = {v = 0, s = 0, p = 0, h = 0}
   local stale = {}
-  local fields = redis.call('HGETALL', limits)
-  for i = 1, #fields, 2 do
-    local field = fields[i]
-    if tonumber(string.sub(field, 2)) > minute - window then
-      local kind = string.sub(field, 1, 1)
-      totals[kind] = totals[kind] + tonumber(fields[i + 1])
-    else
-      stale[#stale + 1] = field
+  local function add(key, own)
+    local fields = redis.call('HGETALL', key)
+    for i = 1, #fields, 2 do
+      local field = fields[i]
+      if tonumber(string.sub(field, 2)) >= minute - window then
+        local kind = string.sub(field, 1, 1)
+        totals[kind] = totals[kind] + tonumber(fields[i + 1])
+      elseif own then
+        stale[#stale + 1] = field
+      end
     end
   end
+  add(limits, true)
+  if before ~= limits then add(before, false) end
   return totals, stale
 end
 
-local function record(guard, limits, now, kind, visitor, first, pairs)
+local function record(guard, limits, before, net_online, now, kind, visitor, first, pairs)
   local last_seen = redis.call('ZSCORE', KEYS[1], visitor)
   local pageview = kind == 'pageview'
   if pageview and reload_ms > 0 then
@@ -97,9 +107,16 @@ local function record(guard, limits, now, kind, visitor, first, pairs)
   if not last_seen then adds[#adds + 1] = 'v' end
   if visit then adds[#adds + 1] = 's' end
   adds[#adds + 1] = pageview and 'p' or 'h'
-  local had, stale = recent(limits, minute)
+  local had, stale = recent(limits, before, minute)
   for _, what in ipairs(adds) do
     if had[what] >= allowed[what] then
+      return 'rate_limited'
+    end
+  end
+  local seen = tonumber(redis.call('ZSCORE', net_online, visitor))
+  if not seen or seen < now - online_ms then
+    -- One more of the network online: not past what it may keep online at once.
+    if redis.call('ZCOUNT', net_online, now - online_ms, '+inf') >= allowed.v then
       return 'rate_limited'
     end
   end
@@ -111,7 +128,10 @@ local function record(guard, limits, now, kind, visitor, first, pairs)
   if #stale > 0 then  -- gone, however far apart the network's hits came
     redis.call('HDEL', limits, unpack(stale))
   end
-  redis.call('PEXPIRE', limits, window * 60000)
+  redis.call('PEXPIRE', limits, (window + 1) * 60000)
+  redis.call('ZADD', net_online, 'GT', now, visitor)
+  redis.call('ZREMRANGEBYSCORE', net_online, '-inf', '(' .. (now - online_ms))
+  redis.call('PEXPIRE', net_online, online_ms)
   -- GT: a hit that reaches Redis late never moves last-seen backwards.
   redis.call('ZADD', KEYS[1], 'GT', now, visitor)
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - keep_ms))
@@ -137,10 +157,10 @@ end
 
 local first_key = 4 + period_keys
 for i = 0, hits - 1 do
-  local k = first_key + 2 * i
-  local a = 12 + 5 * i
-  outcomes[i + 1] = record(KEYS[k], KEYS[k + 1], tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2],
-    tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]))
+  local k = first_key + 4 * i
+  local a = 13 + 5 * i
+  outcomes[i + 1] = record(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], tonumber(ARGV[a]),
+    ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]))
 end
 if wrote then  -- a call that wrote nothing (every hit held back) leaves no trace either
   redis.call('SET', KEYS[3], seq, 'PX', mark_ms)
