@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from flask import Flask
@@ -91,6 +91,8 @@ def window(client: FlaskClient, name: str, site: str = "demo") -> dict[str, Any]
     found: dict[str, Any] = counters(client, site)["windows"][name]
     return found
 
+
+T = TypeVar("T")
 
 ANALYTICS = str(Path(sys.executable).parent / "analytics")
 
@@ -185,28 +187,39 @@ def audit(client: FlaskClient) -> list[dict[str, Any]]:
     return entries
 
 
+def from_threads(threads: int, each: int, send: Callable[[int, int], T]) -> list[T]:
+    """``send(t, n)`` for n below ``each`` on each of ``threads`` threads at once; what each
+    call answered, in the order the calls ended."""
+    answers: list[T] = []
+    lock = threading.Lock()
+
+    def run(t: int) -> None:
+        for n in range(each):
+            answer = send(t, n)
+            with lock:
+                answers.append(answer)
+
+    started = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(120)
+    return answers
+
+
 def count_from_threads(
     services: Services, threads: int, hits: int, site_of: Callable[[int, int], str]
 ) -> list[Outcome]:
     """Counts ``hits`` pageviews from each of ``threads`` threads at once, the n-th of thread t
     on the site ``site_of(t, n)``, each a new visitor on a new page; returns the outcomes."""
-    outcomes: list[Outcome] = []
-    lock = threading.Lock()
 
-    def reader(t: int) -> None:
-        for n in range(hits):
-            url = f"https://example.vn/{t}/{n}"
-            hit_ = Hit(site_of(t, n), url, Kind.PAGEVIEW, f"10.{t}.0.{n}", BROWSER_UA)
-            outcome = services.counting.count(hit_)
-            with lock:
-                outcomes.append(outcome)
+    def count(t: int, n: int) -> Outcome:
+        url = f"https://example.vn/{t}/{n}"
+        return services.counting.count(
+            Hit(site_of(t, n), url, Kind.PAGEVIEW, f"10.{t}.0.{n}", BROWSER_UA)
+        )
 
-    started = [threading.Thread(target=reader, args=(t,)) for t in range(threads)]
-    for thread in started:
-        thread.start()
-    for thread in started:
-        thread.join(60)
-    return outcomes
+    return from_threads(threads, hits, count)
 
 
 def worker_pids(server: subprocess.Popen[Any]) -> set[int]:

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from analytics.clock import FixedClock
-from tests.helpers import counters, hit
+from tests.helpers import counters, from_threads, hit
 
 ATTACKER = "203.0.113.66"
 WINDOW_S = 600
@@ -25,25 +25,6 @@ def outcomes(app: Flask) -> dict[str, float]:
         outcome: registry.get_sample_value("analytics_hits_total", {"outcome": outcome}) or 0.0
         for outcome in ("counted", "heartbeat", "rate_limited")
     }
-
-
-def from_threads(threads: int, each: int, send: Callable[[int, int], int]) -> list[int]:
-    """``send(t, n)`` for n below ``each`` on each of ``threads`` threads; the statuses."""
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def run(t: int) -> None:
-        for n in range(each):
-            status = send(t, n)
-            with lock:
-                statuses.append(status)
-
-    started = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
-    for thread in started:
-        thread.start()
-    for thread in started:
-        thread.join(60)
-    return statuses
 
 
 def most_in_any_window(times: list[float], window: float = WINDOW_S) -> int:

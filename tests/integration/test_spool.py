@@ -34,7 +34,7 @@ from analytics.sites import SNAPSHOT_NAME, load_snapshot, save_snapshot
 from analytics.spool import SUFFIX, decode
 from analytics.store import HitLimits, HitWrite, KeySpace, Store, connect
 from analytics.writer import SPOOLED, HitWriter
-from tests.helpers import ANALYTICS, BROWSER_UA, app_on, counters, hit, wait_for
+from tests.helpers import ANALYTICS, BROWSER_UA, app_on, counters, from_threads, hit, wait_for
 
 CLIENT_IP = "198.51.100.23"
 LIMITS = HitLimits(1_800_000, 1_800_000, 10_000)
@@ -83,25 +83,16 @@ def hits_from_threads(
     round_: int = 0,
 ) -> list[int]:
     """Pageviews from ``threads`` threads, each a new visitor on a new page (a new ``round_``
-    of them each time); the statuses."""
-    statuses: list[int] = []
-    lock = threading.Lock()
+    of them each time); the statuses. ``during`` is set a third of the way through."""
 
-    def reader(t: int) -> None:
-        for n in range(each):
-            url = f"https://example.vn/{round_}/{t}/{n}"
-            status = hit(client, url=url, ip=f"10.{round_ + 1}.{t}.{n}")
-            with lock:
-                statuses.append(status)
-            if during is not None and n == each // 3 and t == 0:
-                during.set()
+    def read(t: int, n: int) -> int:
+        url = f"https://example.vn/{round_}/{t}/{n}"
+        status = hit(client, url=url, ip=f"10.{round_ + 1}.{t}.{n}")
+        if during is not None and n == each // 3 and t == 0:
+            during.set()
+        return status
 
-    started = [threading.Thread(target=reader, args=(t,)) for t in range(threads)]
-    for thread in started:
-        thread.start()
-    for thread in started:
-        thread.join(120)
-    return statuses
+    return from_threads(threads, each, read)
 
 
 def test_hits_while_redis_is_stopped_are_counted_once_it_is_back(
