@@ -1,7 +1,7 @@
 /* The admin page of visit-analytics. No build step, no dependencies.
  *
  * The admin token lives in the variable `token` below and nowhere else: no storage, no cookie.
- * The one thing stored is the language chosen (LANG_KEY in localStorage).
+ * The one thing stored is the language chosen, under LANG_KEY in the browser's local storage.
  * Every text that comes from the service is set with textContent, never parsed as HTML. */
 'use strict';
 
@@ -662,6 +662,7 @@
     const field = name && form.querySelector(`.field[data-field="${name}"]`);
     if (!field) return false;
     const error = field.querySelector('.field-error');
+    if (!error) return false;
     error.textContent = err.message;
     error.hidden = false;
     const input = field.querySelector('input, select, textarea');
