@@ -19,6 +19,7 @@ from analytics.history import History
 from analytics.housekeeping import Housekeeper, HousekeepingPolicy, Retention
 from analytics.identity import Salts
 from analytics.metrics import Metrics
+from analytics.pages import Pages
 from analytics.reading import Reading
 from analytics.settings import Settings
 from analytics.sites import SiteRegistry, seed_sites
@@ -35,6 +36,7 @@ class Services:
     sites: SiteRegistry
     counting: Counting
     reading: Reading
+    pages: Pages
     history: History
     housekeeper: Housekeeper
     admin: Admin
@@ -81,6 +83,8 @@ def build_services(
         pageviews=settings.limit_pageviews,
         heartbeats=settings.limit_heartbeats,
         reload_seconds=settings.duplicate_window_seconds,
+        max_pages=settings.max_pages,
+        max_referrers=settings.max_referrers,
     )
     housekeeping = HousekeepingPolicy(
         retention=Retention(settings.period_retention_days),
@@ -105,6 +109,7 @@ def build_services(
         sites=sites,
         counting=counting,
         reading=reading,
+        pages=Pages(store.lists, sites, clock, settings.read_cache_seconds),
         history=History(store, sites, clock),
         housekeeper=Housekeeper(store, sites, clock, housekeeping, metrics),
         admin=Admin(store, sites, reading, audit, clock),
