@@ -16,7 +16,7 @@ from analytics.periods import WINDOWS, Period, local_date, windows_at
 from analytics.sites import SiteRegistry
 from analytics.store import ListStore
 
-MAX_PATH = 512
+MAX_PATH = 256
 """Characters of a page's path kept: longer paths are cut, so that what clients send cannot
 make an entry big."""
 MAX_LIMIT = 100

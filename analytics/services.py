@@ -90,6 +90,7 @@ def build_services(
         retention=Retention(settings.period_retention_days),
         grace=timedelta(seconds=settings.close_grace_seconds),
         interval_seconds=settings.housekeeping_interval_seconds,
+        closed_lists=(max(100, settings.max_pages // 10), max(100, settings.max_referrers // 10)),
     )
     writer = HitWriter(
         store.counts,

@@ -30,8 +30,11 @@ class HistoryStore:
             raw = self._conn.client.hgetall(self._conn.keys.closed(site_id))
         return {text(k): text(v) for k, v in raw.items()}
 
-    def close_period(self, site_id: str, period: Period, expired: Period) -> bool:
-        """Freezes ``period`` into the history once, and drops ``expired``; True if it closed."""
+    def close_period(
+        self, site_id: str, period: Period, expired: Period, keep: tuple[int, int] = (1000, 100)
+    ) -> bool:
+        """Freezes ``period`` into the history once, keeps the top ``keep`` (pages, referrers)
+        of its lists, and drops ``expired``; True if it closed."""
         k = self._conn.keys
         counts, visitors = period_keys(self._conn, site_id, [period])
         keys = [
@@ -48,6 +51,7 @@ class HistoryStore:
             period.name,
             expired.name,
             LISTS_KEPT_MS[period.grain],
+            *keep,
         ]
         with self._conn.call("close_period"):
             return bool(self._close(keys=keys, args=args))

@@ -263,7 +263,7 @@ def test_a_very_long_path_is_kept_cut(client: FlaskClient) -> None:
     long = "/" + "a" * 1500
     view(client, f"https://example.vn{long}")
     (page,) = get(client, "/api/v1/sites/demo/pages")["pages"]
-    assert page == {"path": long[:512], "pageviews": 1}
+    assert page == {"path": long[:256], "pageviews": 1}
     doc = get(client, f"/api/v1/sites/demo/page?path={long}")
     assert doc["windows"]["today"] == {"pageviews": 1}
 
@@ -398,3 +398,21 @@ def test_a_flood_of_new_paths_leaves_memory_flat(
     assert redis_client.zcard(keys.pages("demo", TOTAL)) == 50
     for key, size in after.items():
         assert size <= before[key] * 1.1, (key, before[key], size)
+
+
+def test_a_closed_period_keeps_the_top_of_its_lists(
+    client: FlaskClient, services: Services, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    ips = iter(readers(20))
+    for path, n in {"/a": 4, "/b": 3, "/c": 2, "/d": 1}.items():
+        for _ in range(n):
+            view(client, f"https://example.vn{path}", f"https://{path[1]}.vn/", ip=next(ips))
+    day = Period(Grain.DAY, clock().date())
+    retired = Period(Grain.DAY, clock().date() - timedelta(days=62))
+    assert services.store.history.close_period("demo", day, retired, keep=(2, 1))
+    keys = services.store.conn.keys
+    assert redis_client.zrevrange(keys.pages("demo", day), 0, -1) == [b"/a", b"/b"]
+    assert redis_client.zrevrange(keys.referrers("demo", day), 0, -1) == [b"a.vn"]
+    # Closed once: a second close trims nothing more.
+    assert not services.store.history.close_period("demo", day, retired, keep=(1, 1))
+    assert redis_client.zcard(keys.pages("demo", day)) == 2
