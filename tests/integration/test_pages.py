@@ -416,3 +416,40 @@ def test_a_closed_period_keeps_the_top_of_its_lists(
     # Closed once: a second close trims nothing more.
     assert not services.store.history.close_period("demo", day, retired, keep=(1, 1))
     assert redis_client.zcard(keys.pages("demo", day)) == 2
+
+
+def test_a_reset_empties_the_lists_of_its_windows_and_its_undo_adds_them_back(
+    client: FlaskClient, services: Services, redis_client: redis.Redis
+) -> None:
+    ips = iter(readers(40))
+    for path, n in {"/a": 3, "/b": 2, "/c": 1}.items():
+        for _ in range(n):
+            view(client, f"https://example.vn{path}", "https://google.com/", ip=next(ips))
+    done = services.admin.reset("demo", ["today"], "cli:test")
+    assert get(client, "/api/v1/sites/demo/pages")["pages"] == []
+    assert get(client, "/api/v1/sites/demo/referrers")["referrers"] == []
+    total = get(client, "/api/v1/sites/demo/pages?window=total")["pages"]
+    assert total == [
+        {"path": "/a", "pageviews": 3},
+        {"path": "/b", "pageviews": 2},
+        {"path": "/c", "pageviews": 1},
+    ]
+    for path in ("/a", "/d", "/d", "/e"):
+        view(client, f"https://example.vn{path}", ip=next(ips))
+    services.admin.list_caps = (3, 1)
+    services.admin.undo("demo", done.reset_id, "cli:test")
+    # Added back onto the views since, as many as a list keeps: the most viewed.
+    assert get(client, "/api/v1/sites/demo/pages")["pages"] == [
+        {"path": "/a", "pageviews": 4},
+        {"path": "/b", "pageviews": 2},
+        {"path": "/d", "pageviews": 2},
+    ]
+    assert get(client, "/api/v1/sites/demo/referrers")["referrers"] == [
+        {"host": "google.com", "pageviews": 6}
+    ]
+    keys = services.store.conn.keys
+    assert not [
+        k
+        for k in redis_client.scan_iter(match=keys.site_pattern("demo"))
+        if b":reset:" in k and (b":pg:" in k or b":rf:" in k)
+    ]
