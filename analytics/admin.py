@@ -58,8 +58,16 @@ class UndoDone:
 
 class Admin:
     def __init__(
-        self, store: Store, sites: SiteRegistry, reading: Reading, audit: AuditLog, clock: Clock
+        self,
+        store: Store,
+        sites: SiteRegistry,
+        reading: Reading,
+        audit: AuditLog,
+        clock: Clock,
+        list_caps: tuple[int, int] = (10_000, 1_000),
     ) -> None:
+        self.list_caps = list_caps
+        """How many entries a pages list and a referrers list keep (the ``max_*`` settings)."""
         self.store = store
         self.sites = sites
         self.reading = reading
@@ -155,7 +163,7 @@ class Admin:
         if record is None:
             raise UnknownReset(f"no reset '{reset_id[:40]}' of site '{site_id}'")
         periods = [from_name(Grain(g), name) for g, name in json.loads(record["periods"])]
-        done = self.store.resets.undo(site_id, reset_id, periods)
+        done = self.store.resets.undo(site_id, reset_id, periods, self.list_caps)
         if done == 0:
             raise Conflict(f"reset '{reset_id}' was undone already")
         if done == -2:

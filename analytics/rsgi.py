@@ -252,7 +252,9 @@ class WSGIBridge:
         environ["REQUEST_METHOD"] = scope.method
         # granian gives the path percent-decoded, as UTF-8: WSGI wants its bytes as latin-1.
         environ["PATH_INFO"] = path if path.isascii() else path.encode().decode("latin-1")
-        environ["QUERY_STRING"] = scope.query_string
+        # The query string likewise: a client may send it unencoded (raw UTF-8 bytes).
+        query = scope.query_string
+        environ["QUERY_STRING"] = query if query.isascii() else query.encode().decode("latin-1")
         environ["SERVER_NAME"], environ["SERVER_PORT"] = server
         environ["SERVER_PROTOCOL"] = "HTTP/" + scope.http_version
         environ["REMOTE_ADDR"] = client

@@ -33,6 +33,7 @@ log = logging.getLogger("analytics.store")
 OPERATIONS = (
     "record_hit",
     "read_windows",
+    "read_list",
     "salt",
     "load_site",
     "save_site",

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from analytics.periods import Period
+from analytics.periods import Grain, Period
 from analytics.store.connection import Connection, text
 from analytics.store.counts import WindowCounts, period_keys
+
+LISTS_KEPT_MS = {
+    Grain.DAY: 2 * 86_400_000,
+    Grain.WEEK: 8 * 86_400_000,
+    Grain.MONTH: 32 * 86_400_000,
+}
+"""How long a closed period's pages and referrers lists stay: a little longer than it is
+``yesterday``, ``last_week`` or ``last_month``; no window reads them after that."""
 
 
 class HistoryStore:
@@ -22,8 +30,11 @@ class HistoryStore:
             raw = self._conn.client.hgetall(self._conn.keys.closed(site_id))
         return {text(k): text(v) for k, v in raw.items()}
 
-    def close_period(self, site_id: str, period: Period, expired: Period) -> bool:
-        """Freezes ``period`` into the history once, and drops ``expired``; True if it closed."""
+    def close_period(
+        self, site_id: str, period: Period, expired: Period, keep: tuple[int, int] = (1000, 100)
+    ) -> bool:
+        """Freezes ``period`` into the history once, keeps the top ``keep`` (pages, referrers)
+        of its lists, and drops ``expired``; True if it closed."""
         k = self._conn.keys
         counts, visitors = period_keys(self._conn, site_id, [period])
         keys = [
@@ -32,9 +43,18 @@ class HistoryStore:
             visitors,
             k.history(site_id, period),
             *period_keys(self._conn, site_id, [expired]),
+            k.pages(site_id, period),
+            k.referrers(site_id, period),
+        ]
+        args: list[str | int] = [
+            str(period.grain),
+            period.name,
+            expired.name,
+            LISTS_KEPT_MS[period.grain],
+            *keep,
         ]
         with self._conn.call("close_period"):
-            return bool(self._close(keys=keys, args=[str(period.grain), period.name, expired.name]))
+            return bool(self._close(keys=keys, args=args))
 
     def frozen(self, site_id: str, periods: Sequence[Period]) -> dict[Period, WindowCounts]:
         """The frozen counts of those ``periods`` that were closed with any traffic."""

@@ -32,6 +32,14 @@ class KeySpace:
         """HyperLogLog of visitor ids for one period."""
         return f"{self.site(site_id)}:u:{period.grain}:{period.name}"
 
+    def pages(self, site_id: str, period: Period) -> str:
+        """Sorted set of page paths -> pageviews for one period, capped (Space-Saving)."""
+        return f"{self.site(site_id)}:pg:{period.grain}:{period.name}"
+
+    def referrers(self, site_id: str, period: Period) -> str:
+        """Sorted set of referrer hosts -> pageviews for one period, capped (Space-Saving)."""
+        return f"{self.site(site_id)}:rf:{period.grain}:{period.name}"
+
     def online(self, site_id: str) -> str:
         """Sorted set: visitor id -> last seen (ms)."""
         return f"{self.site(site_id)}:online"
