@@ -105,7 +105,7 @@ def build_services(
         sites=sites,
         counting=counting,
         reading=reading,
-        history=History(store, sites, clock),
+        history=History(store, sites, clock, settings.period_retention_days),
         housekeeper=Housekeeper(store, sites, clock, housekeeping, metrics),
         admin=Admin(store, sites, reading, audit, clock),
         auth=Authenticator(store.audit, audit, clock),

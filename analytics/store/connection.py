@@ -43,6 +43,8 @@ OPERATIONS = (
     "trim_online",
     "delete_salts",
     "frozen",
+    "import_days",
+    "imported",
     "lock",
     "reset",
     "reset_record",
