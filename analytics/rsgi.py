@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from analytics.web.admin import MAX_BODY_BYTES
+from analytics.web.admin import body_limit as admin_body_limit
 from analytics.web.beacon import HIT_PATH, MAX_BODY
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class HTTPProtocol(Protocol):
 
 def body_limit(path: str) -> int:
     """The largest body the app takes on ``path``: what it answers 413 for is never read."""
-    return MAX_BODY if path == HIT_PATH else MAX_BODY_BYTES
+    return MAX_BODY if path == HIT_PATH else admin_body_limit(path)
 
 
 def split_address(address: str) -> tuple[str, str]:

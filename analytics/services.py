@@ -111,7 +111,7 @@ def build_services(
         counting=counting,
         reading=reading,
         pages=Pages(store.lists, sites, clock, settings.read_cache_seconds),
-        history=History(store, sites, clock),
+        history=History(store, sites, clock, settings.period_retention_days),
         housekeeper=Housekeeper(store, sites, clock, housekeeping, metrics),
         admin=Admin(
             store,

@@ -44,6 +44,8 @@ OPERATIONS = (
     "trim_online",
     "delete_salts",
     "frozen",
+    "import_days",
+    "imported",
     "lock",
     "reset",
     "reset_record",

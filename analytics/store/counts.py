@@ -328,12 +328,26 @@ class CountStore:
         return not pool.sentinel_manager.discover_slaves(pool.service_name)
 
     def read_windows(
-        self, site_id: str, windows: Sequence[Period], online_since_ms: int
+        self,
+        site_id: str,
+        windows: Sequence[Period],
+        online_since_ms: int,
+        imported: Sequence[Sequence[str] | None] | None = None,
     ) -> tuple[int, list[WindowCounts]]:
-        """The online count and the counts of each window, in one atomic round trip."""
-        keys = [self._conn.keys.online(site_id), *period_keys(self._conn, site_id, windows)]
+        """The online count and the counts of each window, in one atomic round trip.
+
+        With ``imported`` (one entry per window: the dates it covers, or None for the total),
+        the imported days each window covers are added to it, and the imported sums to the
+        total."""
+        k = self._conn.keys
+        keys = [k.online(site_id), *period_keys(self._conn, site_id, windows)]
+        args: list[str | int] = [online_since_ms]
+        if imported is not None:
+            keys += [k.imported_days(site_id), k.imported_total(site_id)]
+            for days in imported:
+                args += ["t"] if days is None else [len(days), *days]
         with self._conn.call("read_windows"):
-            raw = self._read(keys=keys, args=[online_since_ms])
+            raw = self._read(keys=keys, args=args)
         values = [int(v) for v in raw]
         counts = [WindowCounts(*values[i : i + 3]) for i in range(1, len(values), 3)]
         return values[0], counts

@@ -80,6 +80,16 @@ class KeySpace:
             bucket = "all"
         return f"{self.site(site_id)}:h:{period.grain}:{bucket}"
 
+    def imported_days(self, site_id: str) -> str:
+        """Hash of the days imported from an earlier counter: date -> "pageviews visits
+        visitors"."""
+        return f"{self.site(site_id)}:imp:d"
+
+    def imported_total(self, site_id: str) -> str:
+        """Hash of the sums of the imported days (``pageviews``, ``visits``, ``visitors``) and
+        ``since``, the earliest day ever imported."""
+        return f"{self.site(site_id)}:imp:t"
+
     def salt(self, day_name: str) -> str:
         return f"{self.prefix}:salt:{day_name}"
 
