@@ -1,4 +1,5 @@
-"""The admin commands of ``analytics``: sites, offsets, reset, audit, history and import.
+"""The admin commands of ``analytics``: sites, offsets, reset, audit, pages and referrers,
+history and import.
 
 Each one acts through the same ``Admin`` service as the admin API, so validation, audit
 entries and undo are one implementation. Readable tables by default, ``--json`` for scripts.
@@ -34,7 +35,8 @@ from analytics.cli.output import (
 )
 from analytics.history import parse_range
 from analytics.imports import MAX_IMPORT_DAYS, days_from_csv
-from analytics.periods import WeekStart
+from analytics.pages import MAX_LIMIT
+from analytics.periods import WINDOWS, WeekStart
 from analytics.services import build_services
 from analytics.settings import Settings
 from analytics.sites import METRICS, Offsets, Site, SiteChanges
@@ -336,6 +338,55 @@ def audit(limit: int, as_json: bool) -> None:
     click.echo(table(["time", "action", "site", "by", "change"], rows))
 
 
+# --- pages and referrers ---------------------------------------------------------------
+
+
+def list_options(command: Any) -> Any:
+    command = click.option(
+        "--window",
+        type=click.Choice(WINDOWS),
+        default="today",
+        show_default=True,
+        help="The window listed.",
+    )(command)
+    return click.option(
+        "--limit", type=click.IntRange(1, MAX_LIMIT), default=10, show_default=True
+    )(command)
+
+
+def print_listing(kind: str, site: str, window: str, limit: int, as_json: bool) -> None:
+    settings = Settings.load()
+    with redis_for(settings, share_running=True) as ready:
+        found = build_services(ready, seed=False).pages.top(kind, site, window, limit)
+    name = "path" if kind == "pages" else "host"
+    if as_json:
+        entries = [{name: entry, "pageviews": views} for entry, views in found.entries]
+        print_json({"site": site, "window": window, "start": found.start, kind: entries})
+        return
+    since = f"since {found.start}" if found.start else "in all"
+    click.echo(f"{site}: {window} ({since})")
+    rows = [[entry, count(views)] for entry, views in found.entries]
+    click.echo(table([name, "pageviews"], rows, right=1) if rows else f"no {kind} yet")
+
+
+@click.command()
+@click.argument("site")
+@list_options
+@json_option
+def pages(site: str, window: str, limit: int, as_json: bool) -> None:
+    """The most viewed pages of SITE in a window, most viewed first."""
+    print_listing("pages", site, window, limit, as_json)
+
+
+@click.command()
+@click.argument("site")
+@list_options
+@json_option
+def referrers(site: str, window: str, limit: int, as_json: bool) -> None:
+    """The hosts readers of SITE came from in a window, most first."""
+    print_listing("referrers", site, window, limit, as_json)
+
+
 # --- history -----------------------------------------------------------------------------
 
 
@@ -438,4 +489,13 @@ def import_history(site: str, file: io.TextIOWrapper, dry_run: bool, as_json: bo
     answer(result, as_json, text)
 
 
-ADMIN_COMMANDS: tuple[click.Command, ...] = (sites, offsets, reset, audit, history, import_history)
+ADMIN_COMMANDS: tuple[click.Command, ...] = (
+    sites,
+    offsets,
+    reset,
+    audit,
+    pages,
+    referrers,
+    history,
+    import_history,
+)

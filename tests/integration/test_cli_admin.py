@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from analytics.clock import FixedClock
 from analytics.settings import Settings
-from tests.helpers import ANALYTICS, counters, hit, ok_json, run_cli
+from tests.helpers import ANALYTICS, BROWSER_UA, counters, hit, ok_json, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -212,3 +212,39 @@ def test_delete_removes_every_key_and_is_audited(
     table = run_cli(settings, "audit", "--limit", "1")
     assert table.stdout.splitlines()[0].split() == ["time", "action", "site", "by", "change"]
     assert len(table.stdout.splitlines()) == 2 and "site_deleted" in table.stdout
+
+
+def test_pages_and_referrers_list_the_top_of_a_window(
+    settings: Settings, client: FlaskClient
+) -> None:
+    for n, (path, referrer) in enumerate(
+        [("/a", "https://google.com/"), ("/a", "https://www.google.com/x"), ("/b", None)]
+    ):
+        body = {"site": "demo", "url": f"https://example.vn{path}"}
+        if referrer:
+            body["referrer"] = referrer
+        response = client.post(
+            "/api/v1/hit",
+            json=body,
+            headers={"User-Agent": BROWSER_UA},
+            environ_base={"REMOTE_ADDR": f"198.51.100.{n + 1}"},
+        )
+        assert response.status_code == 204
+    found = ok_json(settings, "pages", "demo", "--window", "total", "--limit", "1")
+    assert found == {
+        "site": "demo",
+        "window": "total",
+        "start": None,
+        "pages": [{"path": "/a", "pageviews": 2}],
+    }
+    text = run_cli(settings, "pages", "demo")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith("demo: today (since ")
+    assert lines[1].split() == ["path", "pageviews"]
+    assert [line.split() for line in lines[2:]] == [["/a", "2"], ["/b", "1"]]
+    text = run_cli(settings, "referrers", "demo", "--window", "this_week")
+    assert [line.split() for line in text.stdout.splitlines()[2:]] == [["google.com", "2"]]
+    assert run_cli(settings, "pages", "nope").returncode == 3
+    assert run_cli(settings, "pages", "demo", "--window", "tomorrow").returncode == 2
+    assert run_cli(settings, "referrers", "demo", "--limit", "101").returncode == 2
