@@ -8,6 +8,8 @@ class AnalyticsError(Exception):
 
     status = 500
     code = "internal_error"
+    field: str | None = None
+    """The input at fault, where the error is about one."""
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)

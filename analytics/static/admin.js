@@ -328,10 +328,11 @@
   }
 
   class ApiError extends Error {
-    constructor(status, code, message) {
+    constructor(status, code, message, field = null) {
       super(message);
       this.status = status;
       this.code = code;
+      this.field = field;
     }
   }
 
@@ -362,7 +363,8 @@
       const error = data && data.error ? data.error : {};
       const message = typeof error.message === 'string' ? error.message : response.statusText;
       throw new ApiError(response.status, error.code || 'http_error',
-        `${message} (HTTP ${response.status})`);
+        `${message} (HTTP ${response.status})`,
+        typeof error.field === 'string' ? error.field : null);
     }
     return data;
   }
@@ -645,9 +647,11 @@
     }
   }
 
-  /** The field of `form` an API error names: the first quoted name in its message that is a
-   * field of the form, or `fallback`. */
+  /** The field of `form` an API error names (its `field`, such as `origins` or `origins[1]`; else
+   * the first quoted name in its message that is a field of the form), or `fallback`. */
   function fieldNamed(form, err, fallback = null) {
+    const named = err.field ? err.field.match(/^[a-z_]+/) : null;
+    if (named && form.querySelector(`.field[data-field="${named[0]}"]`)) return named[0];
     for (const match of err.message.matchAll(/'([a-z_]+)[a-z_.]*'/g)) {
       if (form.querySelector(`.field[data-field="${match[1]}"]`)) return match[1];
     }

@@ -158,8 +158,11 @@ def strict_json(body: bytes) -> Any:
         raise ValueError("nested too deep") from None
 
 
-def error_answer(status: int, code: str, message: str) -> Answer:
-    body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
+def error_answer(status: int, code: str, message: str, field: str | None = None) -> Answer:
+    error = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    body = json.dumps({"error": error}, ensure_ascii=False)
     data = body.encode("utf-8")
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
     return status, headers, data
@@ -193,7 +196,7 @@ class BeaconApp:
         try:
             status, headers, body = handler(environ, method)
         except AnalyticsError as err:
-            status, headers, body = error_answer(err.status, err.code, err.message)
+            status, headers, body = error_answer(err.status, err.code, err.message, err.field)
             if isinstance(err, StoreUnavailable):
                 headers.append(("Retry-After", "5"))
         except Exception as err:

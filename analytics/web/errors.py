@@ -22,15 +22,19 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
+def error_response(status: int, code: str, message: str, field: str | None = None) -> Response:
+    """The JSON error of the API; ``field`` names the input at fault, where there is one."""
+    error = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    response = jsonify({"error": error})
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def _analytics_error(err: AnalyticsError) -> Response:
-    response = error_response(err.status, err.code, err.message)
+    response = error_response(err.status, err.code, err.message, err.field)
     if isinstance(err, StoreUnavailable):
         response.headers["Retry-After"] = "5"
     elif isinstance(err, Unauthorized):

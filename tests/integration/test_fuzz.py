@@ -431,7 +431,11 @@ def check_answer(call: Call, response: TestResponse) -> None:
         doc = response.get_json()
         assert isinstance(doc, dict) and set(doc) == {"error"}, doc
         error = doc["error"]
-        assert isinstance(error, dict) and set(error) == {"code", "message"}, doc
+        assert isinstance(error, dict) and {"code", "message"} <= set(error), doc
+        assert set(error) <= {"code", "message", "field"}, doc
+        if "field" in error:
+            assert isinstance(error["field"], str) and error["field"], doc
+            assert status == 400, doc
         assert isinstance(error["message"], str) and error["message"], doc
         code = error["code"]
         assert isinstance(code, str) and SNAKE_CASE.fullmatch(code), doc

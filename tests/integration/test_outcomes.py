@@ -219,3 +219,23 @@ def test_client_address_honours_trusted_proxies(
             url = f"https://example.vn/{forwarded}"
             hit(client, site, url, headers={"X-Forwarded-For": forwarded}, ip="10.0.0.1")
         assert counters(client, site)["windows"]["today"]["visitors"] == visitors
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "https://example.vn/"}, "site"),
+        ({"site": "demo"}, "url"),
+        ({"site": "demo", "url": "ftp://example.vn/"}, "url"),
+        ({"site": "demo", "url": "https://example.vn/", "referrer": 7}, "referrer"),
+        ({"site": "demo", "url": "https://example.vn/", "type": "click"}, "type"),
+    ],
+)
+def test_a_bad_beacon_field_is_named_in_the_error(
+    client: FlaskClient, body: dict[str, object], field: str
+) -> None:
+    response = client.post("/api/v1/hit", json=body)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_request" and error["field"] == field
+    assert f"'{field}'" in error["message"]

@@ -233,6 +233,7 @@ def test_a_bad_window_or_limit_is_a_400_naming_it(
     error = response.get_json()["error"]
     assert error["code"] == "invalid_request"
     assert field in error["message"]
+    assert error["field"] == field
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
