@@ -34,20 +34,25 @@ def site_bytes(client: redis.Redis, site: str) -> int:
     """What a site keeps for good, but its all-time visitors estimate.
 
     The networks' limits and the reload guards expire within ten minutes of real time by
-    themselves, and
-    the writer's mark within 30 days (asserted here); a simulation that runs 400 days in
-    seconds never gives them that time, so they are left out.
+    themselves, a closed period's pages and referrers lists within 32 days, and the writer's
+    mark within 30 days (asserted here); a simulation that runs 400 days in seconds never gives
+    them that time, so they are left out.
     """
     total = 0
     marks = 0
     for key in client.scan_iter(match=f"va:{{{site}}}:*", count=1000):
         ttl = client.pttl(key)
-        if ttl > 0 and b":w:" in key:  # the mark of the one writer, refreshed as it counts
+        kind = key.split(b"}:", 1)[1].split(b":")[0]
+        if ttl > 0 and kind == b"w":  # the mark of the one writer, refreshed as it counts
             assert ttl <= MARK_DAYS * 86_400_000, key
             marks += 1
             continue
+        if ttl > 0 and kind in (b"pg", b"rf"):
+            # A closed period's pages and referrers lists: gone once no window shows them.
+            assert ttl <= 32 * 86_400_000, key
+            continue
         if ttl > 0:
-            assert ttl <= 660_000 and (b":lim:" in key or b":lon:" in key or b":dup:" in key), key
+            assert ttl <= 660_000 and kind in (b"lim", b"lon", b"dup"), key
             continue
         if key.endswith(b":u:t:total"):  # a HyperLogLog: 12 KB at most, however many visitors
             assert int(client.memory_usage(key, samples=0) or 0) <= 12 * 1024 + 512
