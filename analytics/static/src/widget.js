@@ -104,12 +104,14 @@
     // the page shows them. What failed to read keeps what it shows: dashes in the box, and the
     // page's own text elsewhere.
     const show = (counters, page) => {
-      // {online, today: {pageviews, visits, visitors}, ..., page: {pageviews}}
+      // {online, today: {pageviews, visits, visitors}, ..., page: {pageviews}}; a failed read
+      // is 0, which has no numbers.
       const numbers = counters ? Object.assign({ online: counters.online }, counters.windows) : {};
       numbers.page = page && page.windows.total;
       // The element's text, if `name` is a number that was read; true then.
       const fill = (element, name, lang) => {
-        const count = NAME.test(name) && name.split('.').reduce((found, key) => found && found[key], numbers);
+        const count =
+          NAME.test(name) && name.split('.').reduce((found, key) => (found || {})[key], numbers);
         if (typeof count != 'number') return;
         element && (element.textContent = grouped(count, lang));
         return 1;
