@@ -393,3 +393,36 @@ def test_a_failed_read_leaves_the_page_as_it_was(
     assert all(e.startswith("Failed to load resource") for e in browsing.console_errors), (
         browsing.console_errors
     )
+
+
+def test_the_demo_page_shows_its_views(
+    service: Service, host: HostPages, browsing: Browsing
+) -> None:
+    page = browsing.open(f"{service.url}/demo")
+    counted(service, page, 1)
+    service.clock.advance(30)
+    views = "() => document.querySelector('header [data-analytics-value]').textContent"
+    wait_for(page, lambda p: p.evaluate(views), "1", "Lượt xem")
+    assert "Lượt xem: 1" in page.inner_text("header")
+    rows = wait_for_rows(
+        page,
+        [
+            [
+                ("Đang online", "1"),
+                ("Hôm nay", "1"),
+                ("Trong tuần", "1"),
+                ("Tất cả", "1"),
+                ("Lượt xem trang này", "1"),
+            ]
+        ],
+    )
+    assert len(rows) == 1
+    wait_for(
+        page,
+        lambda p: p.inner_text("footer").split(": ")[1],
+        "hôm nay 1 lượt xem, tất cả 1.",
+        "the footer",
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "widget-demo.png", full_page=True)
+    assert browsing.errors == [] and browsing.console_errors == []
