@@ -41,7 +41,7 @@ def create_app(
     app.url_map.merge_slashes = False
     # No body a Flask route reads is larger than an admin request's: a form is never spooled to
     # a temporary file (werkzeug does so past 500 KB).
-    app.config["MAX_CONTENT_LENGTH"] = admin.MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = admin.LARGEST_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     logs.init_app(app)

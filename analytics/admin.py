@@ -9,15 +9,17 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from analytics.audit import AuditEntry, AuditLog
 from analytics.clock import Clock
 from analytics.errors import Conflict, InvalidInput, UnknownReset, UnknownSite
+from analytics.imports import ImportedDay, check_days
 from analytics.periods import Grain, from_name, local_date, windows_at
 from analytics.reading import Counters, Reading
 from analytics.sites import Offsets, Site, SiteChanges, SiteRegistry
-from analytics.store import Store
+from analytics.store import Store, WindowCounts
 
 RESETTABLE = ("today", "this_week", "this_month", "total")
 RESET_ID = re.compile(r"[0-9a-f]{16}")
@@ -58,8 +60,16 @@ class UndoDone:
 
 class Admin:
     def __init__(
-        self, store: Store, sites: SiteRegistry, reading: Reading, audit: AuditLog, clock: Clock
+        self,
+        store: Store,
+        sites: SiteRegistry,
+        reading: Reading,
+        audit: AuditLog,
+        clock: Clock,
+        list_caps: tuple[int, int] = (10_000, 1_000),
     ) -> None:
+        self.list_caps = list_caps
+        """How many entries a pages list and a referrers list keep (the ``max_*`` settings)."""
         self.store = store
         self.sites = sites
         self.reading = reading
@@ -123,6 +133,27 @@ class Admin:
         self.record("site_deleted", site_id, actor, {"site": site.to_dict(), "keys": deleted})
         return SiteDeleted(site_id, deleted)
 
+    def today(self, site_id: str) -> date:
+        """The site's local day now: imported days lie before it."""
+        return local_date(self.clock(), self._site(site_id).zone)
+
+    def import_history(self, site_id: str, days: Sequence[ImportedDay], actor: str) -> int:
+        """Imports the daily counts of an earlier counter (days before today, at most
+        MAX_IMPORT_DAYS): each replaces what was imported for its day before, never what was
+        counted live. Returns how many days."""
+        check_days(days, self.today(site_id))
+        if not days:
+            return 0
+        imported = self.store.history.import_days(
+            site_id,
+            [(d.day, WindowCounts(d.pageviews, d.visits, d.visitors)) for d in days],
+        )
+        self.reading.forget(site_id)
+        dates = [d.day for d in days]
+        change = {"days": imported, "first": str(min(dates)), "last": str(max(dates))}
+        self.record("history_imported", site_id, actor, change)
+        return imported
+
     def reset(self, site_id: str, windows: Sequence[str], actor: str) -> ResetDone:
         """Empties ``windows`` (any of RESETTABLE; never the offsets), keeping what it removes
         so that it can be undone."""
@@ -155,7 +186,7 @@ class Admin:
         if record is None:
             raise UnknownReset(f"no reset '{reset_id[:40]}' of site '{site_id}'")
         periods = [from_name(Grain(g), name) for g, name in json.loads(record["periods"])]
-        done = self.store.resets.undo(site_id, reset_id, periods)
+        done = self.store.resets.undo(site_id, reset_id, periods, self.list_caps)
         if done == 0:
             raise Conflict(f"reset '{reset_id}' was undone already")
         if done == -2:

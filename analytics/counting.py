@@ -10,6 +10,7 @@ from enum import StrEnum
 from analytics import filters
 from analytics.clock import Clock, epoch_ms
 from analytics.identity import Salts, network_id, page_id, visitor_id
+from analytics.pages import host_of, page_path, referrer_host
 from analytics.periods import local_date, periods_of_hit
 from analytics.sites import Site, SiteRegistry
 from analytics.store import CountStore, HitLimits
@@ -48,7 +49,10 @@ class Hit:
     user_agent: str
     origin: str | None = None
     referer: str | None = None
+    """The request's ``Referer`` header (the page that sent the beacon)."""
     sec_gpc: str | None = None
+    referrer: str | None = None
+    """Where the reader came from: the beacon's ``referrer`` field."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class Policy:
     pageviews: int = 600
     heartbeats: int = 600
     reload_seconds: int = 10
+    max_pages: int = 10_000
+    max_referrers: int = 1_000
 
 
 class Counting:
@@ -106,9 +112,10 @@ class Counting:
         now = self.clock()
         day = local_date(now, site.zone)
         salt = self.salts.for_day(day)
+        pageview = hit.kind is Kind.PAGEVIEW
         write = self.store.hit_write(
             site.id,
-            self._period_keys(site, day) if hit.kind is Kind.PAGEVIEW else (),
+            self._period_keys(site, day) if pageview else (),
             kind=str(hit.kind),
             visitor=visitor_id(salt, site.id, hit.client_ip, hit.user_agent),
             network=network_id(salt, site.id, hit.client_ip),
@@ -116,8 +123,15 @@ class Counting:
             now_ms=epoch_ms(now),
             limits=self._limits(site),
             network_before=self._network_before(site, now, day, hit.client_ip),
+            path=page_path(hit.url) if pageview else "",
+            referrer=self._referrer(site, hit) if pageview else "",
         )
         return Outcome(self.writer.write(write))
+
+    @staticmethod
+    def _referrer(site: Site, hit: Hit) -> str:
+        own = {host_of(hit.url), *(host_of(origin) for origin in site.origins)}
+        return referrer_host(hit.referrer, own)
 
     def _network_before(self, site: Site, now: datetime, day: date, client_ip: str) -> str | None:
         """The network's id under the day before's salt while the limits' window still reaches
@@ -150,4 +164,6 @@ class Counting:
             pageviews=p.pageviews,
             heartbeats=p.heartbeats,
             online_window_ms=site.online_window_seconds * 1000,
+            max_pages=p.max_pages,
+            max_referrers=p.max_referrers,
         )

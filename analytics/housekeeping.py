@@ -88,6 +88,9 @@ class HousekeepingPolicy:
     grace: timedelta = timedelta(minutes=5)
     interval_seconds: float = 60.0
     lock_seconds: float = 60.0
+    closed_lists: tuple[int, int] = (1000, 100)
+    """How many pages and referrer hosts a closed period's lists keep: its top, for the windows
+    that still show it (yesterday, last week, last month)."""
 
 
 class Housekeeper:
@@ -136,7 +139,8 @@ class Housekeeper:
         for grain in GRAINS:
             for period in due(grain, state.get(str(grain)), today, site.week_start, first_day):
                 retired = self.policy.retention.retired_by(period)
-                if self.store.history.close_period(site.id, period, retired):
+                keep = self.policy.closed_lists
+                if self.store.history.close_period(site.id, period, retired, keep):
                     closed += 1
                     if self.metrics is not None:
                         self.metrics.periods_closed.labels(grain=str(grain)).inc()

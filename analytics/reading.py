@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 
 from analytics.clock import Clock, epoch_ms
 from analytics.errors import StoreUnavailable
-from analytics.periods import WINDOWS, Period, local_date, windows_at
+from analytics.periods import WINDOWS, Period, end_of, local_date, windows_at
 from analytics.sites import METRICS, Offsets, Site, SiteRegistry
 from analytics.store import CountStore
 
@@ -155,7 +155,9 @@ class Reading:
         by_name = windows_at(day, site.week_start)
         periods: list[Period] = [by_name[name] for name in WINDOWS]
         since = now - timedelta(seconds=site.online_window_seconds)
-        online, counts = self.store.read_windows(site.id, periods, epoch_ms(since))
+        online, counts = self.store.read_windows(
+            site.id, periods, epoch_ms(since), [days_of(p) for p in periods]
+        )
         windows: dict[str, Window] = {}
         for name, period, c in zip(WINDOWS, periods, counts, strict=True):
             extra = site.offsets if name == "total" else Offsets()
@@ -173,3 +175,12 @@ class Reading:
             online=online,
             windows=windows,
         )
+
+
+def days_of(period: Period) -> list[str] | None:
+    """The dates ``period`` covers, whose imported counts it adds; None for the total, which adds
+    the sums of every imported day. (Read each time: a site's week start can change.)"""
+    if period.start is None:
+        return None
+    days = (end_of(period) - period.start).days
+    return [(period.start + timedelta(days=n)).isoformat() for n in range(days)]

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from analytics.web.admin import MAX_BODY_BYTES
+from analytics.web.admin import body_limit as admin_body_limit
 from analytics.web.beacon import HIT_PATH, MAX_BODY
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class HTTPProtocol(Protocol):
 
 def body_limit(path: str) -> int:
     """The largest body the app takes on ``path``: what it answers 413 for is never read."""
-    return MAX_BODY if path == HIT_PATH else MAX_BODY_BYTES
+    return MAX_BODY if path == HIT_PATH else admin_body_limit(path)
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -252,7 +252,9 @@ class WSGIBridge:
         environ["REQUEST_METHOD"] = scope.method
         # granian gives the path percent-decoded, as UTF-8: WSGI wants its bytes as latin-1.
         environ["PATH_INFO"] = path if path.isascii() else path.encode().decode("latin-1")
-        environ["QUERY_STRING"] = scope.query_string
+        # The query string likewise: a client may send it unencoded (raw UTF-8 bytes).
+        query = scope.query_string
+        environ["QUERY_STRING"] = query if query.isascii() else query.encode().decode("latin-1")
         environ["SERVER_NAME"], environ["SERVER_PORT"] = server
         environ["SERVER_PROTOCOL"] = "HTTP/" + scope.http_version
         environ["REMOTE_ADDR"] = client

@@ -19,6 +19,7 @@ from analytics.history import History
 from analytics.housekeeping import Housekeeper, HousekeepingPolicy, Retention
 from analytics.identity import Salts
 from analytics.metrics import Metrics
+from analytics.pages import Pages
 from analytics.reading import Reading
 from analytics.settings import Settings
 from analytics.sites import SiteRegistry, seed_sites
@@ -35,6 +36,7 @@ class Services:
     sites: SiteRegistry
     counting: Counting
     reading: Reading
+    pages: Pages
     history: History
     housekeeper: Housekeeper
     admin: Admin
@@ -81,11 +83,14 @@ def build_services(
         pageviews=settings.limit_pageviews,
         heartbeats=settings.limit_heartbeats,
         reload_seconds=settings.duplicate_window_seconds,
+        max_pages=settings.max_pages,
+        max_referrers=settings.max_referrers,
     )
     housekeeping = HousekeepingPolicy(
         retention=Retention(settings.period_retention_days),
         grace=timedelta(seconds=settings.close_grace_seconds),
         interval_seconds=settings.housekeeping_interval_seconds,
+        closed_lists=(max(100, settings.max_pages // 10), max(100, settings.max_referrers // 10)),
     )
     writer = HitWriter(
         store.counts,
@@ -105,9 +110,17 @@ def build_services(
         sites=sites,
         counting=counting,
         reading=reading,
-        history=History(store, sites, clock),
+        pages=Pages(store.lists, sites, clock, settings.read_cache_seconds),
+        history=History(store, sites, clock, settings.period_retention_days),
         housekeeper=Housekeeper(store, sites, clock, housekeeping, metrics),
-        admin=Admin(store, sites, reading, audit, clock),
+        admin=Admin(
+            store,
+            sites,
+            reading,
+            audit,
+            clock,
+            list_caps=(settings.max_pages, settings.max_referrers),
+        ),
         auth=Authenticator(store.audit, audit, clock),
         metrics=metrics,
         clock=clock,

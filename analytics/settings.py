@@ -263,6 +263,22 @@ class Settings:
             "heartbeats one network may send to a site in the window", low=1, high=10_000_000
         ),
     )
+    max_pages: int = field(
+        default=10_000,
+        metadata=spec(
+            "pages a site's list keeps per period; past it the least viewed gives way",
+            low=10,
+            high=1_000_000,
+        ),
+    )
+    max_referrers: int = field(
+        default=1_000,
+        metadata=spec(
+            "referrer hosts a site's list keeps per period; past it the least seen gives way",
+            low=10,
+            high=1_000_000,
+        ),
+    )
     duplicate_window_seconds: int = field(
         default=10,
         metadata=spec("a reload of the same page within this counts once", low=0, high=3600),

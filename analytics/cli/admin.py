@@ -1,4 +1,4 @@
-"""The admin commands of ``analytics``: sites, offsets, reset, audit and history.
+"""The admin commands of ``analytics``: sites, offsets, reset, audit, history and import.
 
 Each one acts through the same ``Admin`` service as the admin API, so validation, audit
 entries and undo are one implementation. Readable tables by default, ``--json`` for scripts.
@@ -33,6 +33,7 @@ from analytics.cli.output import (
     windows_table,
 )
 from analytics.history import parse_range
+from analytics.imports import MAX_IMPORT_DAYS, days_from_csv
 from analytics.periods import WeekStart
 from analytics.services import build_services
 from analytics.settings import Settings
@@ -340,21 +341,35 @@ def audit(limit: int, as_json: bool) -> None:
 
 @click.command()
 @click.argument("site")
-@click.option("--from", "first", required=True, help="First local day, YYYY-MM-DD.")
-@click.option("--to", "last", required=True, help="Last local day, YYYY-MM-DD.")
+@click.option("--from", "first", help="First local day, YYYY-MM-DD.")
+@click.option("--to", "last", help="Last local day, YYYY-MM-DD.")
+@click.option(
+    "--all",
+    "every_day",
+    is_flag=True,
+    help="Every day there is, from the site's first day with any count to today.",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
 )
 @json_option
-def history(site: str, first: str, last: str, fmt: str, as_json: bool) -> None:
-    """The daily counts of SITE, one line per local day, zeros included, today live.
+def history(
+    site: str, first: str | None, last: str | None, every_day: bool, fmt: str, as_json: bool
+) -> None:
+    """The daily counts of SITE, one line per local day, zeros included, today live:
+    --from and --to (at most 366 days), or --all.
 
-    CSV by default; --json (or --format json) prints JSON.
+    CSV by default (what `analytics import` reads back); --json (or --format json) prints JSON.
     """
+    if every_day and (first or last):
+        raise click.UsageError("--all takes no --from or --to")
+    if not every_day and not (first and last):
+        raise click.UsageError("give --from and --to, or --all")
     settings = Settings.load()
-    start, end = parse_range(first, last)
+    span = None if every_day else parse_range(first, last)
     with redis_for(settings, share_running=True) as ready:
-        days = build_services(ready, seed=False).history.days(site, start, end)
+        found = build_services(ready, seed=False).history
+        days = found.all_days(site) if span is None else found.days(site, *span)
     if as_json or fmt == "json":
         print_json({"site": site, "days": days})
         return
@@ -365,4 +380,62 @@ def history(site: str, first: str, last: str, fmt: str, as_json: bool) -> None:
     click.echo(out.getvalue(), nl=False)
 
 
-ADMIN_COMMANDS: tuple[click.Command, ...] = (sites, offsets, reset, audit, history)
+# --- import ------------------------------------------------------------------------------
+
+
+@click.command("import")
+@click.argument("site")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig", lazy=False))
+@click.option("--dry-run", is_flag=True, help="Check the file and say what it holds; import none.")
+@json_option
+def import_history(site: str, file: io.TextIOWrapper, dry_run: bool, as_json: bool) -> None:
+    """Import the daily counts of an earlier counter into SITE from a CSV FILE ("-" for stdin).
+
+    The header names the columns: date (YYYY-MM-DD), pageviews, and optionally visits and
+    visitors (any case; other columns are ignored), as in Plausible's export (visitors.csv)
+    or what `analytics history --format csv` writes. Days before today only (a line of today,
+    as an export ends with, is skipped). Importing a day again replaces what was imported for
+    it before, never what was counted live; a big file goes in calls of 3660 days.
+    """
+    with admin_service() as admin:
+        today = admin.today(site)
+        try:
+            parsed = days_from_csv(file, today)
+        except UnicodeDecodeError as err:
+            raise click.UsageError(f"{file.name} is not UTF-8 text: {err.reason}") from None
+        days = parsed.days
+        imported = 0
+        if not dry_run:
+            for at in range(0, len(days), MAX_IMPORT_DAYS):
+                imported += admin.import_history(site, days[at : at + MAX_IMPORT_DAYS], actor())
+    dates = [d.day for d in days]
+    result = {
+        "site": site,
+        "imported": imported,
+        "days": len(days),
+        "first": str(min(dates)) if dates else None,
+        "last": str(max(dates)) if dates else None,
+        "dry_run": dry_run,
+    }
+
+    if parsed.today_line is not None:
+        result["skipped"] = {"line": parsed.today_line, "date": str(today)}
+
+    def text() -> str:
+        note = ""
+        if parsed.today_line is not None:
+            note = f"\nline {parsed.today_line} skipped: today ({today}) is still counted live"
+        return summary() + note
+
+    def summary() -> str:
+        if not days:
+            return f"{file.name} holds no day before today: nothing imported"
+        span = f"{len(days)} days from {result['first']} to {result['last']}"
+        if dry_run:
+            return f"{file.name} holds {span}; nothing imported (dry run)"
+        return f"imported {span} into '{site}'"
+
+    answer(result, as_json, text)
+
+
+ADMIN_COMMANDS: tuple[click.Command, ...] = (sites, offsets, reset, audit, history, import_history)

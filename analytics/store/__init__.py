@@ -27,6 +27,7 @@ from analytics.store.counts import (
 )
 from analytics.store.history import HistoryStore
 from analytics.store.keys import KeySpace
+from analytics.store.lists import ListStore
 from analytics.store.locks import Locks
 from analytics.store.resets import ResetStore
 from analytics.store.salts import SaltStore
@@ -43,6 +44,7 @@ __all__ = [
     "HitLimits",
     "HitWrite",
     "KeySpace",
+    "ListStore",
     "Locks",
     "RedisClient",
     "ResetStore",
@@ -62,6 +64,7 @@ class Store:
     conn: Connection
     counts: CountStore
     history: HistoryStore
+    lists: ListStore
     salts: SaltStore
     sites: SiteStore
     resets: ResetStore
@@ -82,6 +85,7 @@ class Store:
             conn=conn,
             counts=CountStore(conn),
             history=HistoryStore(conn),
+            lists=ListStore(conn),
             salts=SaltStore(conn),
             sites=SiteStore(conn),
             resets=ResetStore(conn),

@@ -33,6 +33,7 @@ log = logging.getLogger("analytics.store")
 OPERATIONS = (
     "record_hit",
     "read_windows",
+    "read_list",
     "salt",
     "load_site",
     "save_site",
@@ -43,6 +44,8 @@ OPERATIONS = (
     "trim_online",
     "delete_salts",
     "frozen",
+    "import_days",
+    "imported",
     "lock",
     "reset",
     "reset_record",

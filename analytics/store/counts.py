@@ -33,6 +33,10 @@ class HitLimits:
     heartbeats: int = 600
     online_window_ms: int = 300_000
     """The site's online window: a network keeps at most ``new_visitors`` online in it."""
+    max_pages: int = 10_000
+    """Pages a period's list keeps at most (Space-Saving past that)."""
+    max_referrers: int = 1_000
+    """Referrer hosts a period's list keeps at most."""
 
     def args(self) -> tuple[int, ...]:
         """In the order of the hit script's ARGV[2..10]."""
@@ -56,13 +60,18 @@ class HitWrite:
     site_id: str
     limits: HitLimits
     period_keys: tuple[str, ...]
-    """The pairs of the periods it adds to (none for a heartbeat)."""
+    """The keys of the periods it adds to (none for a heartbeat), as ``CountStore.period_keys``
+    gives them: their (counts, visitors) pairs, then their (pages, referrers) pairs."""
     own_keys: tuple[str, str, str, str]
     """Its reload guard; its network's limits hash, and the one of the day before (the same
     past the first minutes of a day); its network's online visitors."""
     now_ms: int
     kind: str
     visitor: str
+    path: str = "/"
+    """The page's path, counted in the periods' pages lists."""
+    referrer: str = ""
+    """The referrer's host, counted in the referrers lists; "" for none."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,11 @@ class CountStore:
         self._read = conn.script("read")
 
     def period_keys(self, site_id: str, periods: Sequence[Period]) -> tuple[str, ...]:
-        return tuple(period_keys(self._conn, site_id, periods))
+        """What a pageview in ``periods`` adds to: the (counts, visitors) pair of each period,
+        then the (pages, referrers) pair of each, in the same order."""
+        k = self._conn.keys
+        lists = [key for p in periods for key in (k.pages(site_id, p), k.referrers(site_id, p))]
+        return (*period_keys(self._conn, site_id, periods), *lists)
 
     def hit_write(
         self,
@@ -129,10 +142,13 @@ class CountStore:
         now_ms: int,
         limits: HitLimits,
         network_before: str | None = None,
+        path: str = "/",
+        referrer: str = "",
     ) -> HitWrite:
-        """One hit for the hit script: counted in the periods of ``period_keys`` (the pairs of
-        ``period_keys()``), under the limits of its site; ``network_before`` is the network's
-        id under the day before's salt, in the first minutes of a day."""
+        """One hit for the hit script: counted in the periods of ``period_keys`` (as
+        ``period_keys()`` gives them), under the limits of its site; ``network_before`` is the
+        network's id under the day before's salt, in the first minutes of a day. A pageview
+        also counts for its page ``path`` and its ``referrer`` host (none when "")."""
         k = self._conn.keys
         limits_key = k.network_limits(site_id, network)
         return HitWrite(
@@ -148,6 +164,8 @@ class CountStore:
             now_ms=now_ms,
             kind=kind,
             visitor=visitor,
+            path=path,
+            referrer=referrer,
         )
 
     def calls(
@@ -172,22 +190,36 @@ class CountStore:
         k = self._conn.keys
         pairs: dict[tuple[str, ...], int] = {}
         period_keys: list[str] = []
+        list_keys: list[str] = []
         for write in writes:
             if write.period_keys and write.period_keys not in pairs:
                 pairs[write.period_keys] = len(period_keys) // 2
-                period_keys += write.period_keys
+                half = len(write.period_keys) // 2
+                period_keys += write.period_keys[:half]
+                list_keys += write.period_keys[half:]
         keys = [k.online(site_id), k.site_config(site_id), k.writer_mark(site_id, writer)]
-        keys += period_keys
+        keys += period_keys + list_keys
+        limits = writes[0].limits
         args: list[str | int] = [
             len(period_keys),
-            *writes[0].limits.args(),
+            *limits.args(),
             seq,
             MARK_DAYS * 86_400_000,
+            limits.max_pages,
+            limits.max_referrers,
         ]
         for write in writes:
             keys += write.own_keys
             first = pairs.get(write.period_keys, 0)
-            args += [write.now_ms, write.kind, write.visitor, first, len(write.period_keys) // 2]
+            args += [
+                write.now_ms,
+                write.kind,
+                write.visitor,
+                first,
+                len(write.period_keys) // 4,
+                write.path,
+                write.referrer,
+            ]
         return HitCall(
             site_id=site_id,
             writer=writer,
@@ -296,12 +328,26 @@ class CountStore:
         return not pool.sentinel_manager.discover_slaves(pool.service_name)
 
     def read_windows(
-        self, site_id: str, windows: Sequence[Period], online_since_ms: int
+        self,
+        site_id: str,
+        windows: Sequence[Period],
+        online_since_ms: int,
+        imported: Sequence[Sequence[str] | None] | None = None,
     ) -> tuple[int, list[WindowCounts]]:
-        """The online count and the counts of each window, in one atomic round trip."""
-        keys = [self._conn.keys.online(site_id), *period_keys(self._conn, site_id, windows)]
+        """The online count and the counts of each window, in one atomic round trip.
+
+        With ``imported`` (one entry per window: the dates it covers, or None for the total),
+        the imported days each window covers are added to it, and the imported sums to the
+        total."""
+        k = self._conn.keys
+        keys = [k.online(site_id), *period_keys(self._conn, site_id, windows)]
+        args: list[str | int] = [online_since_ms]
+        if imported is not None:
+            keys += [k.imported_days(site_id), k.imported_total(site_id)]
+            for days in imported:
+                args += ["t"] if days is None else [len(days), *days]
         with self._conn.call("read_windows"):
-            raw = self._read(keys=keys, args=[online_since_ms])
+            raw = self._read(keys=keys, args=args)
         values = [int(v) for v in raw]
         counts = [WindowCounts(*values[i : i + 3]) for i in range(1, len(values), 3)]
         return values[0], counts

@@ -1,19 +1,30 @@
 """Closed periods in Redis: where closing has reached, the close itself (counts frozen into the
-daily, weekly and monthly history), and the frozen counts read back."""
+daily, weekly and monthly history), and the frozen counts read back; and the days imported from
+an earlier counter, kept apart from them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
-from analytics.periods import Period
+from analytics.periods import Grain, Period
 from analytics.store.connection import Connection, text
 from analytics.store.counts import WindowCounts, period_keys
+
+LISTS_KEPT_MS = {
+    Grain.DAY: 2 * 86_400_000,
+    Grain.WEEK: 8 * 86_400_000,
+    Grain.MONTH: 32 * 86_400_000,
+}
+"""How long a closed period's pages and referrers lists stay: a little longer than it is
+``yesterday``, ``last_week`` or ``last_month``; no window reads them after that."""
 
 
 class HistoryStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._close = conn.script("close")
+        self._import = conn.script("import")
 
     def last_closed(self, site_id: str) -> dict[str, str]:
         """Per grain (``d``, ``w``, ``m``) the last period closed, and ``<grain>:since``, the
@@ -22,8 +33,11 @@ class HistoryStore:
             raw = self._conn.client.hgetall(self._conn.keys.closed(site_id))
         return {text(k): text(v) for k, v in raw.items()}
 
-    def close_period(self, site_id: str, period: Period, expired: Period) -> bool:
-        """Freezes ``period`` into the history once, and drops ``expired``; True if it closed."""
+    def close_period(
+        self, site_id: str, period: Period, expired: Period, keep: tuple[int, int] = (1000, 100)
+    ) -> bool:
+        """Freezes ``period`` into the history once, keeps the top ``keep`` (pages, referrers)
+        of its lists, and drops ``expired``; True if it closed."""
         k = self._conn.keys
         counts, visitors = period_keys(self._conn, site_id, [period])
         keys = [
@@ -32,9 +46,18 @@ class HistoryStore:
             visitors,
             k.history(site_id, period),
             *period_keys(self._conn, site_id, [expired]),
+            k.pages(site_id, period),
+            k.referrers(site_id, period),
+        ]
+        args: list[str | int] = [
+            str(period.grain),
+            period.name,
+            expired.name,
+            LISTS_KEPT_MS[period.grain],
+            *keep,
         ]
         with self._conn.call("close_period"):
-            return bool(self._close(keys=keys, args=[str(period.grain), period.name, expired.name]))
+            return bool(self._close(keys=keys, args=args))
 
     def frozen(self, site_id: str, periods: Sequence[Period]) -> dict[Period, WindowCounts]:
         """The frozen counts of those ``periods`` that were closed with any traffic."""
@@ -53,3 +76,38 @@ class HistoryStore:
                     pageviews, visits, visitors = (int(x) for x in text(value).split())
                     found[period] = WindowCounts(pageviews, visits, visitors)
         return found
+
+    def import_days(self, site_id: str, days: Sequence[tuple[date, WindowCounts]]) -> int:
+        """Replaces the imported counts of each of ``days``, atomically; returns how many."""
+        args: list[str | int] = []
+        for day, counts in days:
+            args += [day.isoformat(), counts.pageviews, counts.visits, counts.visitors]
+        keys = [self._conn.keys.imported_days(site_id), self._conn.keys.imported_total(site_id)]
+        with self._conn.call("import_days"):
+            return int(self._import(keys=keys, args=args))
+
+    def imported(self, site_id: str, days: Sequence[date]) -> dict[date, WindowCounts]:
+        """The imported counts of those ``days`` that have any."""
+        if not days:
+            return {}
+        with self._conn.call("imported"):
+            values = self._conn.client.hmget(
+                self._conn.keys.imported_days(site_id), [d.isoformat() for d in days]
+            )
+        found: dict[date, WindowCounts] = {}
+        for day, value in zip(days, values, strict=True):
+            if value is not None:
+                pageviews, visits, visitors = (int(x) for x in text(value).split())
+                found[day] = WindowCounts(pageviews, visits, visitors)
+        return found
+
+    def first_known_day(self, site_id: str) -> date | None:
+        """The earliest of the first day closed into the history and the earliest day ever
+        imported, in one round trip; None when neither is."""
+        with self._conn.call("imported"):
+            pipe = self._conn.client.pipeline(transaction=False)
+            pipe.hget(self._conn.keys.closed(site_id), "d:since")
+            pipe.hget(self._conn.keys.imported_total(site_id), "since")
+            answers = pipe.execute()
+        found = [date.fromisoformat(text(a)) for a in answers if a is not None]
+        return min(found, default=None)

@@ -32,6 +32,14 @@ class KeySpace:
         """HyperLogLog of visitor ids for one period."""
         return f"{self.site(site_id)}:u:{period.grain}:{period.name}"
 
+    def pages(self, site_id: str, period: Period) -> str:
+        """Sorted set of page paths -> pageviews for one period, capped (Space-Saving)."""
+        return f"{self.site(site_id)}:pg:{period.grain}:{period.name}"
+
+    def referrers(self, site_id: str, period: Period) -> str:
+        """Sorted set of referrer hosts -> pageviews for one period, capped (Space-Saving)."""
+        return f"{self.site(site_id)}:rf:{period.grain}:{period.name}"
+
     def online(self, site_id: str) -> str:
         """Sorted set: visitor id -> last seen (ms)."""
         return f"{self.site(site_id)}:online"
@@ -71,6 +79,16 @@ class KeySpace:
         else:
             bucket = "all"
         return f"{self.site(site_id)}:h:{period.grain}:{bucket}"
+
+    def imported_days(self, site_id: str) -> str:
+        """Hash of the days imported from an earlier counter: date -> "pageviews visits
+        visitors"."""
+        return f"{self.site(site_id)}:imp:d"
+
+    def imported_total(self, site_id: str) -> str:
+        """Hash of the sums of the imported days (``pageviews``, ``visits``, ``visitors``) and
+        ``since``, the earliest day ever imported."""
+        return f"{self.site(site_id)}:imp:t"
 
     def salt(self, day_name: str) -> str:
         return f"{self.prefix}:salt:{day_name}"

@@ -10,6 +10,16 @@ from analytics.store.connection import Connection, text
 from analytics.store.counts import period_keys
 
 
+def reset_keys(conn: Connection, site_id: str, periods: Sequence[Period]) -> list[str]:
+    """What a reset moves aside, per period: its counts, its visitors, its pages and referrers
+    lists."""
+    keys: list[str] = []
+    for period in periods:
+        keys += period_keys(conn, site_id, [period])
+        keys += [conn.keys.pages(site_id, period), conn.keys.referrers(site_id, period)]
+    return keys
+
+
 class ResetStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -28,7 +38,7 @@ class ResetStore:
         keep_seconds: int,
     ) -> int:
         """Moves the keys of ``periods`` aside under ``reset_id``; returns how many moved."""
-        live = period_keys(self._conn, site_id, periods)
+        live = reset_keys(self._conn, site_id, periods)
         args: list[str | int] = [keep_seconds]
         for field, value in record.items():
             args += [field, value]
@@ -45,16 +55,24 @@ class ResetStore:
             raw = self._conn.client.hgetall(self._conn.keys.reset_record(site_id, reset_id))
         return {text(k): text(v) for k, v in raw.items()} or None
 
-    def undo(self, site_id: str, reset_id: str, periods: Sequence[Period]) -> int:
-        """Adds back what a reset moved aside: 1 done, 0 done before, -1 no such reset,
-        -2 refused because one of its periods has been closed since."""
-        live = period_keys(self._conn, site_id, periods)
+    def undo(
+        self,
+        site_id: str,
+        reset_id: str,
+        periods: Sequence[Period],
+        list_caps: tuple[int, int] = (10_000, 1_000),
+    ) -> int:
+        """Adds back what a reset moved aside (of the pages and referrers lists, the most viewed
+        ``list_caps`` entries): 1 done, 0 done before, -1 no such reset, -2 refused because one
+        of its periods has been closed since."""
+        live = reset_keys(self._conn, site_id, periods)
         keys = [
             self._conn.keys.reset_record(site_id, reset_id),
             self._conn.keys.closed(site_id),
             *live,
             *self._aside(site_id, reset_id, live),
         ]
-        args = [part for p in periods for part in (str(p.grain), p.name)]
+        args: list[str | int] = [*list_caps]
+        args += [part for p in periods for part in (str(p.grain), p.name)]
         with self._conn.call("undo"):
             return int(self._undo(keys=keys, args=args))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -10,12 +11,22 @@ from flask import Blueprint, Response, jsonify, request
 from analytics.admin import RESETTABLE, bad_windows
 from analytics.audit import CLI_ACTOR, MAX_AUDIT_ENTRIES
 from analytics.errors import Forbidden, InvalidInput, PayloadTooLarge
+from analytics.imports import parse_days
 from analytics.services import Services
 from analytics.sites import Offsets, Site, SiteChanges, parse_offsets
 from analytics.web.beacon import strict_json
 
 MAX_BODY_BYTES = 64 * 1024
+HISTORY_BODY_BYTES = 480 * 1024
+"""A history import's body at most: 3660 days of large counts."""
+LARGEST_BODY_BYTES = HISTORY_BODY_BYTES
+HISTORY_PATH = re.compile(r"/api/v1/admin/sites/[^/]+/history")
 T = TypeVar("T")
+
+
+def body_limit(path: str) -> int:
+    """The largest admin request body on ``path``."""
+    return HISTORY_BODY_BYTES if HISTORY_PATH.fullmatch(path) else MAX_BODY_BYTES
 
 
 def _client() -> str:
@@ -25,14 +36,14 @@ def _client() -> str:
     return "web " + client if client.startswith(CLI_ACTOR) else client
 
 
-def _json() -> Any:
-    """The request's JSON body, at most ``MAX_BODY_BYTES``: refused from its Content-Length, and
+def _json(limit: int = MAX_BODY_BYTES) -> Any:
+    """The request's JSON body, at most ``limit`` bytes: refused from its Content-Length, and
     a streamed (chunked) body cut one byte past the limit, so that it is seen to be over it."""
-    too_large = PayloadTooLarge(f"an admin request body is at most {MAX_BODY_BYTES} bytes")
-    if (request.content_length or 0) > MAX_BODY_BYTES:
+    too_large = PayloadTooLarge(f"an admin request body is at most {limit} bytes")
+    if (request.content_length or 0) > limit:
         raise too_large
-    request.max_content_length = MAX_BODY_BYTES + 1
-    if len(request.get_data(cache=True)) > MAX_BODY_BYTES:
+    request.max_content_length = limit + 1
+    if len(request.get_data(cache=True)) > limit:
         raise too_large
     try:
         return strict_json(request.get_data(cache=True))
@@ -126,6 +137,12 @@ def blueprint(svc: Services) -> Blueprint:
     @bp.post("/sites/<site_id>/resets/<reset_id>/undo")
     def undo(site_id: str, reset_id: str) -> Response:
         return jsonify(svc.admin.undo(site_id, reset_id, _client()).to_json())
+
+    @bp.post("/sites/<site_id>/history")
+    def import_history(site_id: str) -> Response:
+        body = _json(HISTORY_BODY_BYTES)
+        days = parse_days(body, svc.admin.today(site_id))
+        return jsonify({"imported": svc.admin.import_history(site_id, days, _client())})
 
     @bp.get("/audit")
     def audit() -> Response:

@@ -1,17 +1,23 @@
-"""The admin page: one static HTML page, its script and its style, under a strict CSP.
+"""The admin page: one static HTML page, its script, its style and the box's labels, under a
+strict CSP.
 
 The page holds no data and loads without a token; its script asks for the token and keeps
-it in memory for the tab, then calls the admin and read APIs of the same origin.
+it in memory for the tab, then calls the admin and read APIs of the same origin. The names of
+the windows and metrics, and the number format, are the box's own (render.py), served as
+``/admin/labels.json`` so that the page and the box cannot drift apart.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 from flask import Blueprint, Response, request
+
+from analytics.render import LABELS, format_count
 
 bp = Blueprint("admin_page", __name__)
 
@@ -53,6 +59,17 @@ def page_file(folder: str, name: str) -> PageFile:
     return PageFile(body, hashlib.sha256(body).hexdigest()[:16])
 
 
+@cache
+def labels_file() -> PageFile:
+    """The box's labels in each language, and the separator its numbers are grouped with."""
+    data = {
+        lang: {"labels": labels, "group": format_count(1000, lang)[1]}
+        for lang, labels in LABELS.items()
+    }
+    body = json.dumps(data, ensure_ascii=False, sort_keys=True).encode()
+    return PageFile(body, hashlib.sha256(body).hexdigest()[:16])
+
+
 @bp.get("/admin")
 def page() -> Response:
     response = Response(page_file("templates", "admin.html").body, mimetype="text/html")
@@ -64,10 +81,18 @@ def page() -> Response:
 @bp.get("/admin/<any('admin.js', 'admin.css'):name>")
 def asset(name: str) -> Response:
     """The script and the style: revalidated on each load, so a new version is used at once."""
-    found = page_file("static", name)
+    return _revalidated(page_file("static", name), ASSET_TYPES[name])
+
+
+@bp.get("/admin/labels.json")
+def labels() -> Response:
+    return _revalidated(labels_file(), "application/json")
+
+
+def _revalidated(found: PageFile, content_type: str) -> Response:
     headers = {**SECURITY_HEADERS, "ETag": f'"{found.etag}"', "Cache-Control": "no-cache"}
     if request.if_none_match.contains(found.etag):
         return Response(status=304, headers=headers)
     response = Response(found.body, headers=headers)
-    response.headers["Content-Type"] = ASSET_TYPES[name]
+    response.headers["Content-Type"] = content_type
     return response

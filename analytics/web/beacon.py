@@ -94,8 +94,9 @@ def _text(data: Mapping[str, Any], name: str, *, required: bool) -> str | None:
     return value
 
 
-def parse_hit_fields(data: Any) -> tuple[str, str, Kind]:
-    """The site, page URL and kind of a beacon body; InvalidInput naming the first bad field."""
+def parse_hit_fields(data: Any) -> tuple[str, str, Kind, str | None]:
+    """The site, page URL, kind and referrer of a beacon body; InvalidInput naming the first bad
+    field."""
     if not isinstance(data, Mapping):
         raise InvalidInput("the body must be a JSON object")
     site = data.get("site")
@@ -112,13 +113,13 @@ def parse_hit_fields(data: Any) -> tuple[str, str, Kind]:
         raise InvalidInput("'url' is not a valid URL", field="url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or _has_space(url):
         raise InvalidInput("'url' must be an absolute http or https URL", field="url")
-    _text(data, "referrer", required=False)
+    referrer = _text(data, "referrer", required=False)
     kind = data.get("type")
     if kind is None:
         kind = Kind.PAGEVIEW.value
     if kind not in (Kind.PAGEVIEW.value, Kind.HEARTBEAT.value):
         raise InvalidInput("'type' must be 'pageview' or 'heartbeat'", field="type")
-    return str(site), url, Kind(kind)
+    return str(site), url, Kind(kind), referrer
 
 
 def _not_json(name: str) -> Any:
@@ -257,7 +258,7 @@ class BeaconApp:
     def _count(self, environ: WSGIEnvironment, data: Any) -> Outcome:
         """Counts one hit, recording its outcome in the metrics whatever happens."""
         try:
-            site_id, url, kind = parse_hit_fields(data)
+            site_id, url, kind, referrer = parse_hit_fields(data)
             outcome = self._svc.counting.count(
                 Hit(
                     site_id=site_id,
@@ -268,6 +269,7 @@ class BeaconApp:
                     origin=environ.get("HTTP_ORIGIN"),
                     referer=environ.get("HTTP_REFERER"),
                     sec_gpc=environ.get("HTTP_SEC_GPC"),
+                    referrer=referrer,
                 )
             )
         except UnknownSite:

@@ -1,10 +1,12 @@
-"""The read API: a site's counters and its daily history, readable from any origin."""
+"""The read API: a site's counters, its daily history, its top pages and referrers and one
+page's counts, readable from any origin."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
 from analytics.history import parse_range
+from analytics.pages import check_limit, check_window, wanted_path
 from analytics.services import Services
 
 
@@ -24,6 +26,39 @@ def blueprint(svc: Services) -> Blueprint:
         svc.sites.get(site_id)  # an unknown site is a 404 before a bad range is a 400
         first, last = parse_range(request.args.get("from"), request.args.get("to"))
         response = jsonify({"site": site_id, "days": svc.history.days(site_id, first, last)})
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    def listing(kind: str, site_id: str) -> Response:
+        svc.sites.get(site_id)  # an unknown site is a 404 before a bad parameter is a 400
+        window = check_window(request.args.get("window"))
+        limit = check_limit(request.args.get("limit"))
+        found = svc.pages.top(kind, site_id, window, limit)
+        name = "path" if kind == "pages" else "host"
+        response = jsonify(
+            {
+                "site": site_id,
+                "window": found.window,
+                "start": found.start,
+                kind: [{name: entry, "pageviews": views} for entry, views in found.entries],
+            }
+        )
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    @bp.get("/api/v1/sites/<site_id>/pages")
+    def pages(site_id: str) -> Response:
+        return listing("pages", site_id)
+
+    @bp.get("/api/v1/sites/<site_id>/referrers")
+    def referrers(site_id: str) -> Response:
+        return listing("referrers", site_id)
+
+    @bp.get("/api/v1/sites/<site_id>/page")
+    def page(site_id: str) -> Response:
+        svc.sites.get(site_id)
+        path = wanted_path(request.args.get("path"))
+        response = jsonify(svc.pages.page(site_id, path))
         response.headers["Cache-Control"] = "no-cache"
         return response
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Dialog, Page
 
+from analytics.render import format_count
 from analytics.sites import MAX_COUNT
 from tests.browser.helpers import CHROMIUM, Browsing, Service, wait_until
 from tests.helpers import EXAMPLE_INSTANT, hit
@@ -98,19 +99,19 @@ def history(service: Service, first: date, last: date) -> list[dict[str, Any]]:
     return days
 
 
-def shown_counters(doc: dict[str, Any]) -> dict[str, str]:
-    """What the sites table must show for a counters document."""
-    shown = {"online": f"{doc['online']:,}"}
+def shown_counters(doc: dict[str, Any], lang: str = "en") -> dict[str, str]:
+    """What the sites table must show for a counters document: the box's number format."""
+    shown = {"online": format_count(doc["online"], lang)}
     for window in WINDOWS:
         for metric in METRICS:
-            shown[f"{window}.{metric}"] = f"{doc['windows'][window][metric]:,}"
+            shown[f"{window}.{metric}"] = format_count(doc["windows"][window][metric], lang)
     return shown
 
 
-def wait_for_table(page: Page, service: Service) -> dict[str, Any]:
+def wait_for_table(page: Page, service: Service, lang: str = "en") -> dict[str, Any]:
     """Waits until the row of demo shows the counters the API answers now; returns them."""
     doc = service.counters()
-    expected = shown_counters(doc)
+    expected = shown_counters(doc, lang)
     seen: list[Any] = [None]
 
     def shown() -> bool:
@@ -196,6 +197,12 @@ def overlapping(boxes: list[dict[str, float]]) -> list[tuple[int, int]]:
     ]
 
 
+def in_english(page: Page) -> None:
+    """Switches the page to English (it opens in Vietnamese), as a user does."""
+    page.select_option("#lang", "en")
+    wait_until(page, lambda: page.text_content("#login-title") == "Sign in", "English")
+
+
 def sign_in(page: Page, token: str = TOKEN) -> None:
     page.fill("#token", token)
     page.click("#login-form button[type=submit]")
@@ -218,13 +225,14 @@ def test_sign_in_see_the_counters_and_the_chart_reset_today_and_undo(
     response = page.goto(f"{service.url}/admin")
     assert response is not None and response.status == 200
     assert page.is_visible("#login") and page.is_hidden("#app")
+    in_english(page)
     sign_in(page)
     wait_for_status(page, "Signed in: 1 site.")
     assert page.is_hidden("#login") and page.is_visible("#app")
-    # The token is in the script's memory alone.
+    # The token is in the script's memory alone; the one thing stored is the language.
     assert page.input_value("#token") == ""
-    stored = "() => [localStorage.length, sessionStorage.length, document.cookie]"
-    assert page.evaluate(stored) == [0, 0, ""]
+    stored = "() => [{...localStorage}, sessionStorage.length, document.cookie]"
+    assert page.evaluate(stored) == [{"analytics-admin-lang": "en"}, 0, ""]
 
     before = wait_for_table(page, service)
     assert before["online"] == 1 and before["windows"]["today"]["pageviews"] > 0
@@ -297,12 +305,16 @@ def test_sign_in_see_the_counters_and_the_chart_reset_today_and_undo(
     # A reload forgets the token.
     page.reload()
     assert page.is_visible("#login") and page.is_hidden("#app")
+    # ... and remembers the language.
+    wait_until(page, lambda: page.text_content("#login-title") == "Sign in", "English kept")
+    assert page.evaluate("() => document.documentElement.lang") == "en"
 
 
 def test_a_wrong_token_shows_the_error_and_stays_on_the_prompt(
     service: Service, browsing: Browsing
 ) -> None:
     page = browsing.open(f"{service.url}/admin")
+    in_english(page)
     sign_in(page, "not-the-admin-token-at-all")
     text, kind = wait_for_status(page, UNAUTHORIZED)
     assert text == f"Not signed in: {UNAUTHORIZED} (HTTP 401)."
@@ -336,6 +348,7 @@ def test_a_wrong_token_shows_the_error_and_stays_on_the_prompt(
 
 def test_offsets_are_saved_and_an_api_error_is_shown(service: Service, browsing: Browsing) -> None:
     page = browsing.open(f"{service.url}/admin")
+    in_english(page)
     sign_in(page)
     wait_for_table(page, service)
     assert [page.input_value(f"#offset-{m}") for m in METRICS] == ["0", "0", "0"]
@@ -367,6 +380,7 @@ def test_every_site_is_listed_and_the_one_picked_is_shown(
     )
     service.services.sites.upsert({"id": "laocai", "offsets": {"pageviews": 7}})
     page = browsing.open(f"{service.url}/admin")
+    in_english(page)
     sign_in(page)
     wait_for_status(page, "Signed in: 2 sites.")
     rows = "() => [...document.querySelectorAll('#sites tbody tr')].map(r => r.dataset.site)"

@@ -13,6 +13,7 @@ from werkzeug.test import TestResponse
 
 from analytics import create_app
 from analytics.clock import FixedClock
+from analytics.render import LABELS, format_count
 from analytics.settings import Settings
 
 ASSETS = {
@@ -118,11 +119,39 @@ def test_nothing_is_loaded_from_another_origin(client: FlaskClient) -> None:
 
 
 def test_the_token_is_kept_in_memory_only() -> None:
-    """The script neither stores the token nor sends it anywhere but the Authorization header."""
+    """The script neither stores the token nor sends it anywhere but the Authorization header.
+
+    The one thing it stores is the language chosen, under its own key, and nothing else."""
     script = package_file("static", "admin.js")
-    for word in ("localStorage", "sessionStorage", "document.cookie", "indexedDB", "eval("):
+    for word in ("sessionStorage", "document.cookie", "indexedDB", "eval("):
         assert word not in script, word
+    uses = re.findall(r"localStorage\.(\w+)\(([^)]*)\)", script)
+    assert sorted(uses) == [("getItem", "LANG_KEY"), ("setItem", "LANG_KEY, lang")]
+    assert script.count("localStorage") == len(uses)
+    assert "const LANG_KEY = 'analytics-admin-lang';" in script
+    assert re.search(
+        r"lang = chosen === 'en' \? 'en' : 'vi';\n\s+try \{\n\s+window\.localStorage", script
+    )
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script
+
+
+def test_the_labels_are_the_box_s(client: FlaskClient) -> None:
+    """The page names windows and metrics, and groups digits, as the box does: from render.py."""
+    response = client.get("/admin/labels.json")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    data = response.get_json()
+    assert data == {
+        "vi": {"labels": LABELS["vi"], "group": "."},
+        "en": {"labels": LABELS["en"], "group": ","},
+    }
+    for lang in ("vi", "en"):
+        group = data[lang]["group"]
+        assert format_count(1_532_907, lang) == f"1{group}532{group}907"
+    again = client.get("/admin/labels.json", headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304 and again.get_data() == b""
 
 
 def test_package_files_have_no_second_url(client: FlaskClient) -> None:

@@ -1,5 +1,6 @@
 """The benchmarks run end to end in quick mode: the load benchmarks (bench/load.py,
-bench/servers.py, bench/speed.py) with wrk, and the crash measurement (bench/crash.py)."""
+bench/servers.py, bench/speed.py) with wrk, the crash measurement (bench/crash.py) and the
+pages lists under a flood of paths (bench/pages.py)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,11 @@ def test_the_crash_bench_kills_redis_in_both_modes_and_accounts_for_every_hit() 
         if mode == "always":  # synced before each answer: a kill cannot take one back
             assert lost == 0, found[0]
     assert re.search(r"^ratio always/everysec \(hits/s\): \d+\.\d\d$", output, re.MULTILINE)
+
+
+def test_the_pages_bench_fills_the_lists_to_their_cap_and_keeps_the_heavy_pages_on_top() -> None:
+    output = quick("bench.pages", 120)
+    rows = re.findall(r"^\| [\d,]+ \| [\d,]+ \| ([\d,]+) \| [\d,]+ \| ", output, re.MULTILINE)
+    assert len(rows) >= 5 and rows[-1] == "1,000", output
+    assert "top 20: the heavy pages, in order" in output, output
+    assert re.search(r"ratio new/listed: \d+\.\d\d$", output, re.MULTILINE), output

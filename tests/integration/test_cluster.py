@@ -198,9 +198,11 @@ def test_every_key_of_a_site_lives_in_one_slot(cluster: Cluster, cluster_app: Fl
         assert found == {_site_slot(site_id)}, site_id
         assert homes[site_id] == {cluster.port_of_slot(_site_slot(site_id))}, site_id
     for site_id in sites:
-        # config, counts, visitors, online set, reload guards, the networks' limits, and the
-        # mark of the writer that counted
-        assert kinds[site_id] == {"site", "c", "u", "online", "dup", "lim", "lon", "w"}, site_id
+        # config, counts, visitors, pages, online set, reload guards, the networks' limits,
+        # and the mark of the writer that counted
+        assert kinds[site_id] == {
+            "site", "c", "u", "pg", "online", "dup", "lim", "lon", "w"
+        }, site_id  # fmt: skip
     assert len({port for site_id in sites for port in homes[site_id]}) == MASTERS
     # The only keys outside a site's slot: the site index and the daily salts, each
     # touched by single-key commands only.

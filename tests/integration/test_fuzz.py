@@ -536,8 +536,11 @@ def test_the_beacon_never_fails_and_a_rejected_hit_writes_nothing(
 
 # --- The read routes ---------------------------------------------------------------------------
 
-READ_API = re.compile(r"/api/v1/sites/[^/]+/(counters|history)")
-READ_PARAMS = ["from", "to", "rows", "metric", "lang", "theme", "window", "label", "color", "v"]
+READ_API = re.compile(r"/api/v1/sites/[^/]+/(counters|history|pages|page|referrers)")
+READ_PARAMS = [
+    "from", "to", "rows", "metric", "lang", "theme", "window", "label", "color", "v", "limit",
+    "path",
+]  # fmt: skip
 read_values = st.one_of(
     st.sampled_from(
         [
@@ -558,6 +561,17 @@ read_values = st.one_of(
             "red",
             "ff0000",
             "url(javascript:x)",
+            "total",
+            "last_month",
+            "10",
+            "100",
+            "0",
+            "1e3",
+            "/",
+            "/tin-tuc/1",
+            "https://example.vn/tin-tuc/1?x=1#y",
+            "/%FF%FE",
+            "%2e%2e/",
         ]
     ),
     st.dates().map(str),
@@ -580,6 +594,9 @@ read_calls = st.builds(
         [
             "/api/v1/sites/{site}/counters",
             "/api/v1/sites/{site}/history",
+            "/api/v1/sites/{site}/pages",
+            "/api/v1/sites/{site}/page",
+            "/api/v1/sites/{site}/referrers",
             "/widget/{site}",
             "/badge/{site}.svg",
             "/badge/{site}",

@@ -114,8 +114,8 @@ def test_a_three_day_outage_is_caught_up_in_order(
     order: list[str] = []
     original = services.store.history.close_period
 
-    def recording(site_id: str, period: Period, expired: Period) -> bool:
-        closed = original(site_id, period, expired)
+    def recording(site_id: str, period: Period, expired: Period, keep: tuple[int, int]) -> bool:
+        closed = original(site_id, period, expired, keep)
         if closed:
             order.append(f"{period.grain}:{period.name}")
         return closed

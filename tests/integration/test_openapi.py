@@ -96,10 +96,10 @@ def test_every_route_is_documented_and_every_documented_route_exists(app: Flask)
 def test_the_route_comparison_sees_a_missing_and_an_extra_route(app: Flask) -> None:
     doc = document()
     del doc["paths"]["/healthz"]
-    doc["paths"]["/api/v1/sites/{site_id}/pages"] = {"get": {"responses": {}}}
+    doc["paths"]["/api/v1/sites/{site_id}/visitors"] = {"get": {"responses": {}}}
     real, listed = served(app), documented(doc)
     assert real - listed == {("/healthz", "get")}
-    assert listed - real == {("/api/v1/sites/{site_id}/pages", "get")}
+    assert listed - real == {("/api/v1/sites/{site_id}/visitors", "get")}
 
 
 def test_it_is_served_uncached_to_any_origin(client: FlaskClient) -> None:

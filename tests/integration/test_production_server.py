@@ -321,3 +321,34 @@ def test_the_web_tier_does_not_start_on_a_bad_setting(
     assert result.returncode == 2
     assert result.stderr.strip() == f"analytics: {message}"
     assert not list(tmp_path.glob("analytics-metrics-*"))
+
+
+def test_a_query_string_sent_unencoded_reads_like_an_encoded_one(server: Server) -> None:
+    # Clients may send UTF-8 in the request line unencoded; the server must not fail on it.
+    url = "https://example.vn/tin-t%E1%BB%A9c/2"
+    body = json.dumps({"site": "demo", "url": url}).encode()
+    request = urllib.request.Request(
+        f"{server.base}/api/v1/hit",
+        data=body,
+        headers={"Content-Type": "text/plain", "User-Agent": BROWSER_UA},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 204
+    host, port = server.base.removeprefix("http://").split(":")
+    answers = []
+    for target in ("/tin-t%E1%BB%A9c/2", "/tin-tức/2"):
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(
+                b"GET /api/v1/sites/demo/page?path="
+                + target.encode()
+                + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            raw = b""
+            while chunk := conn.recv(65536):
+                raw += chunk
+        head, _, payload = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), raw
+        answers.append(json.loads(payload))
+    assert answers[0] == answers[1]
+    assert answers[0]["path"] == "/tin-tức/2"
+    assert answers[0]["windows"]["total"] == {"pageviews": 1}

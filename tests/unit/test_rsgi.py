@@ -118,7 +118,7 @@ def test_the_environ_is_what_a_wsgi_server_gives() -> None:
     scope = Scope(
         method="POST",
         path="/a b/\u00e9",
-        query_string="x=%20y",
+        query_string="x=%20y&path=/tin-t\u1ee9c",  # sent unencoded: raw UTF-8 bytes
         header_items=[
             ("host", "example.vn"),
             ("content-type", "application/json"),
@@ -140,7 +140,7 @@ def test_the_environ_is_what_a_wsgi_server_gives() -> None:
         "REQUEST_METHOD": "POST",
         "SCRIPT_NAME": "",
         "PATH_INFO": "/a b/\u00c3\u00a9",  # the UTF-8 bytes, as latin-1
-        "QUERY_STRING": "x=%20y",
+        "QUERY_STRING": "x=%20y&path=/tin-t\u00e1\u00bb\u00a9c",  # likewise
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "8000",
         "SERVER_PROTOCOL": "HTTP/1.1",

@@ -7,7 +7,8 @@
 -- KEYS[2]        the site's settings: a site deleted since the caller read them counts nothing
 -- KEYS[3]        the writer's mark for this site: the last sequence number counted
 -- KEYS[4..3+K]   pairs (counts hash, visitors HyperLogLog) of the periods the hits add to
--- then, for each hit i (from 0), at 4+K+4i:
+-- KEYS[4+K..3+2K] pairs (pages sorted set, referrers sorted set) of the same periods, in order
+-- then, for each hit i (from 0), at 4+2K+4i:
 --   reload guard of (visitor, page): when its last view was counted (ms)
 --   the limits hash of the hit's network: per kind of hit and minute, how many it had
 --   the same network's limits hash of the day before (its name changes with the day's salt),
@@ -23,12 +24,16 @@
 -- ARGV[10]       the site's online window, ms: a network keeps at most ARGV[6] online in it
 -- ARGV[11]       this call's sequence number in its writer (rising, never reused)
 -- ARGV[12]       how long the mark is kept, ms
--- then, for each hit i, at 13+5i:
+-- ARGV[13]       how many pages a period's pages set keeps at most
+-- ARGV[14]       how many hosts a period's referrers set keeps at most
+-- then, for each hit i, at 15+7i:
 --   now, ms since the epoch (the caller's clock decides; Redis never does)
 --   "pageview" or "heartbeat"
 --   visitor id
 --   the first of the hit's period pairs (0 for the first pair of KEYS[4..])
 --   how many pairs it adds to (0 for a heartbeat)
+--   the page's path
+--   the referrer's host, "" when it has none worth counting (none, or the site's own)
 -- Returns one outcome per hit, in order: "counted", "heartbeat", "duplicate", "rate_limited",
 -- "unknown_site", or "already_counted" for every hit of a call counted before.
 --
@@ -39,6 +44,12 @@
 -- decided before anything is written: a hit held back writes no key. The first write is the
 -- first counted hit's: a Redis out of memory or read-only refuses the call there, before
 -- anything is written.
+--
+-- Pages and referrers are counted the Space-Saving way (Metwally, Agrawal and El Abbadi, 2005):
+-- a set holds at most its cap of entries; a new entry in a full set takes the place of the
+-- least viewed one and inherits its count, plus one. An entry's count is then never below its
+-- true count and above it by at most the least count in the set, so whatever is viewed much
+-- more often than the tail is listed, in its right order, whatever clients send.
 
 local period_keys = tonumber(ARGV[1])
 local session_ms = tonumber(ARGV[2])
@@ -50,7 +61,9 @@ local allowed = {v = tonumber(ARGV[6]), s = tonumber(ARGV[7]), p = tonumber(ARGV
 local online_ms = tonumber(ARGV[10])
 local seq = tonumber(ARGV[11])
 local mark_ms = tonumber(ARGV[12])
-local hits = (#ARGV - 12) / 5
+local max_pages = tonumber(ARGV[13])
+local max_referrers = tonumber(ARGV[14])
+local hits = (#ARGV - 14) / 7
 local outcomes = {}
 
 if redis.call('EXISTS', KEYS[2]) == 0 then
@@ -88,7 +101,20 @@ local function recent(limits, before, minute)
   return totals, stale
 end
 
-local function record(guard, limits, before, net_online, now, kind, visitor, first, pairs)
+-- One more view of ``member`` in the capped sorted set ``key``.
+local function bump(key, member, cap)
+  if redis.call('ZADD', key, 'XX', 'INCR', 1, member) then return end
+  if redis.call('ZCARD', key) < cap then
+    redis.call('ZADD', key, 1, member)
+    return
+  end
+  local least = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  redis.call('ZREM', key, least[1])
+  redis.call('ZADD', key, tonumber(least[2]) + 1, member)
+end
+
+local function record(guard, limits, before, net_online, now, kind, visitor, first, pairs, path,
+                      referrer)
   local last_seen = redis.call('ZSCORE', KEYS[1], visitor)
   local pageview = kind == 'pageview'
   if pageview and reload_ms > 0 then
@@ -150,17 +176,20 @@ local function record(guard, limits, before, net_online, now, kind, visitor, fir
       redis.call('HINCRBY', KEYS[p], 'pageviews', 1)
       if visit then redis.call('HINCRBY', KEYS[p], 'visits', 1) end
       redis.call('PFADD', KEYS[p + 1], visitor)
+      bump(KEYS[p + period_keys], path, max_pages)
+      if referrer ~= '' then bump(KEYS[p + period_keys + 1], referrer, max_referrers) end
     end
   end
   return 'counted'
 end
 
-local first_key = 4 + period_keys
+local first_key = 4 + 2 * period_keys
 for i = 0, hits - 1 do
   local k = first_key + 4 * i
-  local a = 13 + 5 * i
+  local a = 15 + 7 * i
   outcomes[i + 1] = record(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], tonumber(ARGV[a]),
-    ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]))
+    ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), ARGV[a + 5],
+    ARGV[a + 6])
 end
 if wrote then  -- a call that wrote nothing (every hit held back) leaves no trace either
   redis.call('SET', KEYS[3], seq, 'PX', mark_ms)

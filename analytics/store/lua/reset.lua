@@ -1,7 +1,8 @@
 -- Resets windows of one site by moving their keys aside, so that an undo can bring them back.
 -- KEYS[1]           the reset's record (hash)
--- KEYS[2 .. 1+2n]   pairs (counts hash, visitors HyperLogLog) of the n periods reset
--- KEYS[2+2n ..]     pairs of the keys they are moved to, in the same order
+-- KEYS[2 .. 1+n]    the n keys of the periods reset (counts hash, visitors HyperLogLog, pages
+--                   and referrers sorted sets of each)
+-- KEYS[2+n ..]      the keys they are moved to, in the same order
 -- ARGV[1]           how long the moved keys and the record are kept, seconds
 -- ARGV[2..]         field, value pairs of the record
 -- Returns how many keys were moved.

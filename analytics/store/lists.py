@@ -1,0 +1,38 @@
+"""The pages and referrers lists in Redis, read back: the top of a period's list, and one
+entry's views in several periods. The hit script (store/lua/hit.lua) writes them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from analytics.periods import Period
+from analytics.store.connection import Connection, text
+
+
+class ListStore:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._top = conn.script("top")
+
+    def _key(self, kind: str, site_id: str, period: Period) -> str:
+        keys = self._conn.keys
+        return keys.pages(site_id, period) if kind == "pages" else keys.referrers(site_id, period)
+
+    def top(self, kind: str, site_id: str, period: Period, limit: int) -> list[tuple[str, int]]:
+        """The ``limit`` most viewed entries of a period's ``kind`` list ("pages" or
+        "referrers"), most viewed first, ties by name."""
+        with self._conn.call("read_list"):
+            raw = self._top(keys=[self._key(kind, site_id, period)], args=[limit])
+        entries = [(text(raw[i]), int(float(raw[i + 1]))) for i in range(0, len(raw), 2)]
+        entries.sort(key=lambda entry: (-entry[1], entry[0]))
+        return entries
+
+    def views(self, kind: str, site_id: str, member: str, periods: Sequence[Period]) -> list[int]:
+        """The views of one entry (a page's path, a referrer's host) in each of ``periods``,
+        in one round trip; 0 where it is not listed."""
+        with self._conn.call("read_list"):
+            pipe = self._conn.client.pipeline(transaction=False)
+            for period in periods:
+                pipe.zscore(self._key(kind, site_id, period), member)
+            scores = pipe.execute()
+        return [int(score or 0) for score in scores]
