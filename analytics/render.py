@@ -19,6 +19,8 @@ LANGS = ("vi", "en")
 THEMES = ("light", "dark", "auto")
 ROWS = ("online", *WINDOWS)
 DEFAULT_ROWS = ("online", "today", "this_week", "total")
+PAGE_ROW = "page"
+"""A row of the embed script's box alone: the page it is on, its views in every window."""
 
 # The only copy: the build of the embed script writes the box's rows and labels into it
 # (analytics/widget_build.py), so a change here needs `python -m analytics.widget_build`.
@@ -33,6 +35,7 @@ LABELS: dict[str, dict[str, str]] = {
         "this_month": "Trong tháng",
         "last_month": "Tháng trước",
         "total": "Tất cả",
+        "page": "Lượt xem trang này",
         "pageviews": "lượt xem",
         "visits": "lượt truy cập",
         "visitors": "người xem",
@@ -47,6 +50,7 @@ LABELS: dict[str, dict[str, str]] = {
         "this_month": "This month",
         "last_month": "Last month",
         "total": "Total",
+        "page": "Views of this page",
         "pageviews": "page views",
         "visits": "visits",
         "visitors": "visitors",

@@ -13,7 +13,10 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from analytics.render import DEFAULT_ROWS, LABELS, ROWS
+from analytics.render import DEFAULT_ROWS, LABELS, PAGE_ROW, ROWS
+
+WIDGET_ROWS = (*ROWS, PAGE_ROW)
+"""The box's rows in the embed script: the iframe box's, and the page the script is on."""
 
 SOURCE = ("static", "src", "widget.js")
 BUILT = ("static", "widget.js")
@@ -28,10 +31,11 @@ JS_VERSION = 2015
 def box_data() -> dict[str, object]:
     """What the script needs of render.py: its rows, the default ones, and their labels."""
     return {
-        "rows": list(ROWS),
+        "rows": list(WIDGET_ROWS),
         "defaultRows": list(DEFAULT_ROWS),
         "labels": {
-            lang: {key: labels[key] for key in ("title", *ROWS)} for lang, labels in LABELS.items()
+            lang: {key: labels[key] for key in ("title", *WIDGET_ROWS)}
+            for lang, labels in LABELS.items()
         },
     }
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from analytics.render import DEFAULT_ROWS, LABELS, LANGS, ROWS
+from analytics.render import DEFAULT_ROWS, LABELS, LANGS, PAGE_ROW, ROWS
 from analytics.web.widget import widget_script
 from analytics.widget_build import PLACEHOLDER, build, minified, source
 
@@ -59,11 +59,12 @@ def test_the_served_script_carries_exactly_the_labels_of_render() -> None:
     text = served()
     assert PLACEHOLDER not in text
     box, _ = json.JSONDecoder().raw_decode(text, text.index('{"rows":'))
-    assert box["rows"] == list(ROWS)
+    # The iframe box's rows, and the page row, which only the script can fill.
+    assert box["rows"] == [*ROWS, PAGE_ROW]
     assert box["defaultRows"] == list(DEFAULT_ROWS)
     assert list(box["labels"]) == list(LANGS)
     for lang in LANGS:
-        assert list(box["labels"][lang]) == ["title", *ROWS]
+        assert list(box["labels"][lang]) == ["title", *ROWS, PAGE_ROW]
         for key, label in box["labels"][lang].items():
             assert label == LABELS[lang][key]
             # Once: no second copy of the labels hides in the script's code.

@@ -1,4 +1,4 @@
-"""widget.js stays within its size budget: 6 KB as served, 2.5 KB gzipped."""
+"""widget.js stays within its size budget: 6 KB as served, 2.75 KB gzipped."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import gzip
 from analytics.web.widget import widget_script
 
 MAX_BYTES = 6 * 1024
-MAX_GZIPPED = 2560
+MAX_GZIPPED = 2816
 
 
 def test_widget_js_is_within_its_size_budget() -> None:

@@ -1,7 +1,8 @@
 /*! visit-analytics widget.js: counts the page view, draws the visit box. Source: analytics/static/src/widget.js */
 // The embed script: <script async src="https://STATS-HOST/widget.js" data-site="ID"> counts the
-// page view and draws the box; its options are data attributes of the tag or of a box element
-// (README, Embedding).
+// page view, draws the box and fills the page's number elements ([data-analytics-value], and
+// busuanzi's ids); its options are data attributes of the tag or of a box element (README,
+// Embedding).
 //
 // This is the source, not what is served: the build (analytics/widget_build.py) minifies it and
 // writes the box's rows and labels in place of __BOX__, into analytics/static/widget.js.
@@ -42,6 +43,17 @@
     // from the service's own (analytics/render.py), so that this box, the iframe box and the
     // badge say the same.
     const BOX = __BOX__;
+    // The names a number element may ask for: online, a window's metric, this page's views
+    // (page.pageviews); nothing of the objects' prototypes (constructor.length) passes.
+    const NAME = /^(online|\w+\.(pageviews|visits|visitors))$/;
+    // busuanzi's ids and the numbers they stand for, so that a page made for busuanzi works
+    // as it is.
+    const BUSUANZI = {
+      site_pv: 'total.pageviews',
+      site_uv: 'total.visitors',
+      page_pv: 'page.pageviews',
+    };
+    const byId = (id) => document.getElementById(id);
 
     const colours = (background, text, line, headBackground, headText) =>
       `{--bg:${background};--fg:${text};--line:${line};--head-bg:${headBackground};--head-fg:${headText}}`;
@@ -88,26 +100,74 @@
     const grouped = (count, lang) =>
       ('' + count).replace(/\B(?=(\d{3})+(?!\d))/g, lang == 'en' ? ',' : '.');
 
-    const show = (counters) =>
+    // Every number of the page from what was read: the counters, and this page's counts when
+    // the page shows them. What failed to read keeps what it shows: dashes in the box, and the
+    // page's own text elsewhere.
+    const show = (counters, page) => {
+      // {online, today: {pageviews, visits, visitors}, ..., page: {pageviews}}; a failed read
+      // is 0, which has no numbers.
+      const numbers = counters ? Object.assign({ online: counters.online }, counters.windows) : {};
+      numbers.page = page && page.windows.total;
+      // The element's text, if `name` is a number that was read; true then.
+      const fill = (element, name, lang) => {
+        const count =
+          NAME.test(name) && name.split('.').reduce((found, key) => (found || {})[key], numbers);
+        if (typeof count != 'number') return;
+        element && (element.textContent = grouped(count, lang));
+        return 1;
+      };
       boxes.forEach((box) => {
         // A metric the service does not count falls back to the site's own.
-        const metric = box.metric in counters.windows.total ? box.metric : counters.box_metric;
-        box.rows.forEach((row, i) => {
-          const counts = counters.windows[row];
-          const count = row == 'online' ? counters.online : counts && counts[metric];
-          if (typeof count == 'number') box.cells[i].textContent = grouped(count, box.lang);
-        });
+        const metric =
+          counters && (box.metric in counters.windows.total ? box.metric : counters.box_metric);
+        box.rows.forEach((row, i) =>
+          fill(
+            box.cells[i],
+            row == 'online' ? row : row + '.' + (row == 'page' ? 'pageviews' : metric),
+            box.lang,
+          ),
+        );
       });
+      document
+        .querySelectorAll('[data-analytics-value]')
+        .forEach((element) =>
+          fill(
+            element,
+            option(element, 'analytics-value'),
+            option(element, 'lang') || option(script, 'lang'),
+          ),
+        );
+      // busuanzi's containers come hidden; its script shows them so once the numbers are in.
+      for (const id in BUSUANZI) {
+        const container = byId('busuanzi_container_' + id);
+        fill(byId('busuanzi_value_' + id), BUSUANZI[id], option(script, 'lang')) &&
+          container &&
+          (container.style.display = 'inline');
+      }
+    };
 
-    // One read at a time. A failed read keeps what the box shows: dashes, at first.
+    // One read at a time, and only of what the page shows: the counters, and this page's
+    // counts where a box row, a number element or busuanzi's page_pv asks for them.
     const load = guarded(() => {
-      if (reading || !boxes.length) return;
+      if (
+        reading ||
+        !(boxes.length || document.querySelector('[data-analytics-value],[id^=busuanzi_]'))
+      )
+        return;
       reading = 1;
       const timeout = new AbortController();
       setTimeout(() => timeout.abort(), 1e4);
-      fetch(origin + '/api/v1/sites/' + site + '/counters', { signal: timeout.signal })
-        .then((response) => response.ok && response.json())
-        .then((counters) => counters && show(counters))
+      const read = (path) =>
+        fetch(origin + '/api/v1/sites/' + site + path, { signal: timeout.signal })
+          .then((response) => response.ok && response.json())
+          .catch(ignore);
+      Promise.all([
+        read('/counters'),
+        (boxes.some((box) => box.rows.includes('page')) ||
+          document.querySelector('[data-analytics-value="page.pageviews"],[id$=_page_pv]')) &&
+          read('/page?path=' + encodeURIComponent(location.pathname)),
+      ])
+        .then((found) => show(...found))
         .catch(ignore)
         .then(() => (reading = 0));
     });
@@ -164,12 +224,18 @@
         sheet = 0;
       }
       const hosts = document.querySelectorAll('[data-analytics-box]');
-      if (hosts.length) hosts.forEach(draw);
-      else {
-        // No box element on the page: the box goes right after the script tag.
-        const host = document.createElement('div');
-        script.after(host);
-        draw(host);
+      const boxed = option(script, 'box');
+      // data-box="false": no box at all, the page's number elements only.
+      if (boxed != 'false') {
+        if (hosts.length) hosts.forEach(draw);
+        // No box element on the page: the box goes right after the script tag, except on a
+        // page made for busuanzi, which has its own elements for the numbers: there only
+        // data-box="true" draws one.
+        else if (boxed == 'true' || !document.querySelector('[id^=busuanzi_]')) {
+          const host = document.createElement('div');
+          script.after(host);
+          draw(host);
+        }
       }
       load();
     });
@@ -187,6 +253,8 @@
         referrer = pageUrl;
         pageUrl = location.href;
         send('pageview');
+        // This page's numbers, once the read cache has the view.
+        setTimeout(load, 2500);
       }
     });
     const pushState = history.pushState;
