@@ -24,16 +24,28 @@ HOST = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_-]{1,63})*")
 REFERRER_SCHEMES = ("http", "https", "android-app")
 """Referrers whose host is counted: web pages, and Android apps (``android-app://PACKAGE/``)."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_KEPT_ENCODED = re.compile(r"(%(?:25|2[Ff]|3[Ff]|23))")
+"""Escapes left as they are: ``%``, ``/``, ``?`` and ``#`` decoded would read as something
+else (a different path, a query, a fragment)."""
+_LIKE_AN_ESCAPE = re.compile(r"%(?=[0-9A-Fa-f]{2})")
+_DIGITS = re.compile(r"[0-9]{1,3}")
 
 
 def normal_path(path: str) -> str:
     """A page's path as it is counted and looked up: percent-decoded where that gives readable
     text (so ``/tin-t%E1%BB%A9c`` and ``/tin-tức`` are one page), ``/`` when empty, at most
-    ``MAX_PATH`` characters."""
+    ``MAX_PATH`` characters. Applied to its own result it changes nothing, so every path a list
+    shows looks up its own count."""
     if not path:
         return "/"
+    parts = _KEPT_ENCODED.split(path)
     try:
-        decoded = unquote(path, errors="strict")
+        decoded = "".join(
+            part.upper()
+            if n % 2
+            else _LIKE_AN_ESCAPE.sub("%25", unquote(part, errors="strict"))
+            for n, part in enumerate(parts)
+        )
     except UnicodeDecodeError:
         decoded = path
     if _CONTROL.search(decoded):
@@ -57,6 +69,8 @@ def wanted_path(value: str | None) -> str:
             value = urlsplit(value).path or "/"
         except ValueError:
             raise InvalidInput("'path' is not a valid URL", field="path") from None
+    # A page is its path alone: a query string or fragment given with it is no part of it.
+    value = value.split("#", 1)[0].split("?", 1)[0]
     if not value.startswith("/"):
         raise InvalidInput("'path' must start with /", field="path")
     return normal_path(value)
@@ -95,7 +109,7 @@ def referrer_host(referrer: str | None, own_hosts: Iterable[str]) -> str:
 def check_limit(value: str | None) -> int:
     if value is None:
         return 10
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
         raise InvalidInput(f"'limit' must be a whole number from 1 to {MAX_LIMIT}", field="limit")
     return int(value)
 

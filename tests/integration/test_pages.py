@@ -222,6 +222,9 @@ def test_a_sites_listed_origins_are_its_own_hosts(client: FlaskClient, services:
         ("limit=-1", "limit"),
         ("limit=ten", "limit"),
         ("limit=1.5", "limit"),
+        ("limit=%C2%B2", "limit"),  # a superscript two: a digit to str.isdigit, no number
+        ("limit=%D9%A3", "limit"),  # an Arabic-Indic three
+        ("limit=0010", "limit"),
     ],
 )
 @pytest.mark.parametrize("listing", ["pages", "referrers"])
@@ -454,3 +457,30 @@ def test_a_reset_empties_the_lists_of_its_windows_and_its_undo_adds_them_back(
         for k in redis_client.scan_iter(match=keys.site_pattern("demo"))
         if b":reset:" in k and (b":pg:" in k or b":rf:" in k)
     ]
+
+
+def test_every_listed_page_looks_up_to_its_own_count(client: FlaskClient) -> None:
+    paths = [
+        "/a%2541",  # an encoded percent sign stays encoded
+        "/x%2Fy",  # an encoded slash is no slash
+        "/x/y",
+        "/q%3Fx=1",  # an encoded question mark is no query
+        "/x%2%41",
+        "/100%",
+        "/tin-t%E1%BB%A9c/1",
+        "/bad%FFbyte",
+        "/%0Anewline",
+        "/khoảng-trắng",  # sent unencoded
+    ]
+    for n, path in enumerate(paths):
+        view(client, f"https://example.vn{path}", ip=f"198.51.100.{n + 1}")
+    listed = get(client, "/api/v1/sites/demo/pages?limit=100")["pages"]
+    assert len(listed) == len(paths)
+    for page in listed:
+        doc = client.get("/api/v1/sites/demo/page", query_string={"path": page["path"]})
+        assert doc.get_json()["path"] == page["path"]
+        assert doc.get_json()["windows"]["today"] == {"pageviews": 1}, page
+    assert {p["path"] for p in listed} >= {"/a%2541", "/x%2Fy", "/x/y", "/q%3Fx=1"}
+    # A path given with a query string or a fragment is the page without them.
+    doc = get(client, "/api/v1/sites/demo/page?path=/x/y%3Fa=1%23top")
+    assert doc["path"] == "/x/y" and doc["windows"]["today"] == {"pageviews": 1}
