@@ -41,9 +41,7 @@ def normal_path(path: str) -> str:
     parts = _KEPT_ENCODED.split(path)
     try:
         decoded = "".join(
-            part.upper()
-            if n % 2
-            else _LIKE_AN_ESCAPE.sub("%25", unquote(part, errors="strict"))
+            part.upper() if n % 2 else _LIKE_AN_ESCAPE.sub("%25", unquote(part, errors="strict"))
             for n, part in enumerate(parts)
         )
     except UnicodeDecodeError:
@@ -164,7 +162,7 @@ class Pages:
         if cached is not None and 0 <= now - cached[0] < self.cache_seconds:
             return cached[1]
         by_name = self._windows(site_id)
-        views = self.store.views("pages", site_id, path, [by_name[name] for name in WINDOWS])
+        views = self.store.page_views(site_id, path, [by_name[name] for name in WINDOWS])
         doc = {
             "site": site_id,
             "path": path,

@@ -341,7 +341,9 @@ class HitWriter:
             self._report()
             return
         try:
-            results: list[list[str] | AnalyticsError] = self._store.send(calls)
+            results: list[list[str] | AnalyticsError] = self._store.send(
+                [self._store.current_layout(call) for call in calls]
+            )
         except AnalyticsError as err:
             results = [err] * len(calls)
         done = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 import redis
@@ -61,7 +61,8 @@ class HitWrite:
     limits: HitLimits
     period_keys: tuple[str, ...]
     """The keys of the periods it adds to (none for a heartbeat), as ``CountStore.period_keys``
-    gives them: their (counts, visitors) pairs, then their (pages, referrers) pairs."""
+    gives them: their (counts, visitors) pairs, then their (pages, referrers, page errors)
+    triples."""
     own_keys: tuple[str, str, str, str]
     """Its reload guard; its network's limits hash, and the one of the day before (the same
     past the first minutes of a day); its network's online visitors."""
@@ -105,6 +106,16 @@ class WindowCounts:
     visitors: int
 
 
+def list_keys(conn: Connection, site_id: str, periods: Sequence[Period]) -> list[str]:
+    """The (pages, referrers, page errors) triple of each period, flattened, in order."""
+    k = conn.keys
+    return [
+        key
+        for p in periods
+        for key in (k.pages(site_id, p), k.referrers(site_id, p), k.page_errors(site_id, p))
+    ]
+
+
 def period_keys(conn: Connection, site_id: str, periods: Sequence[Period]) -> list[str]:
     """The (counts hash, visitors HyperLogLog) pair of each period, flattened, in order."""
     keys: list[str] = []
@@ -125,10 +136,11 @@ class CountStore:
 
     def period_keys(self, site_id: str, periods: Sequence[Period]) -> tuple[str, ...]:
         """What a pageview in ``periods`` adds to: the (counts, visitors) pair of each period,
-        then the (pages, referrers) pair of each, in the same order."""
-        k = self._conn.keys
-        lists = [key for p in periods for key in (k.pages(site_id, p), k.referrers(site_id, p))]
-        return (*period_keys(self._conn, site_id, periods), *lists)
+        then the (pages, referrers, page errors) triple of each, in the same order."""
+        return (
+            *period_keys(self._conn, site_id, periods),
+            *list_keys(self._conn, site_id, periods),
+        )
 
     def hit_write(
         self,
@@ -168,6 +180,28 @@ class CountStore:
             referrer=referrer,
         )
 
+    def current_layout(self, call: HitCall) -> HitCall:
+        """``call`` in this version's layout of the hit script. A call spooled by a version
+        before the pages lists (five arguments a hit, no lists' keys) gets its periods' lists
+        and an empty page and referrer for each hit, which the script counts in no list."""
+        old_args = 12 + 5 * call.hits
+        if not call.args or len(call.args) != old_args:
+            return call
+        pair_keys = int(call.args[0])
+        if len(call.keys) != 3 + pair_keys + 4 * call.hits:
+            return call
+        lists: list[str] = []
+        for counts in call.keys[3 : 3 + pair_keys : 2]:
+            beside = self._conn.keys.lists_beside(counts)
+            if beside is None:
+                return call
+            lists += beside
+        args: list[str | int] = [*call.args[:12], 10_000, 1_000]
+        for n in range(call.hits):
+            args += [*call.args[12 + 5 * n : 17 + 5 * n], "", ""]
+        keys = (*call.keys[: 3 + pair_keys], *lists, *call.keys[3 + pair_keys :])
+        return replace(call, keys=keys, args=tuple(args))
+
     def calls(
         self, writes: Sequence[HitWrite], writer: str, next_seq: Callable[[], int]
     ) -> list[tuple[HitCall, list[int]]]:
@@ -190,15 +224,15 @@ class CountStore:
         k = self._conn.keys
         pairs: dict[tuple[str, ...], int] = {}
         period_keys: list[str] = []
-        list_keys: list[str] = []
+        lists: list[str] = []
         for write in writes:
             if write.period_keys and write.period_keys not in pairs:
                 pairs[write.period_keys] = len(period_keys) // 2
-                half = len(write.period_keys) // 2
-                period_keys += write.period_keys[:half]
-                list_keys += write.period_keys[half:]
+                split = 2 * len(write.period_keys) // 5
+                period_keys += write.period_keys[:split]
+                lists += write.period_keys[split:]
         keys = [k.online(site_id), k.site_config(site_id), k.writer_mark(site_id, writer)]
-        keys += period_keys + list_keys
+        keys += period_keys + lists
         limits = writes[0].limits
         args: list[str | int] = [
             len(period_keys),
@@ -216,7 +250,7 @@ class CountStore:
                 write.kind,
                 write.visitor,
                 first,
-                len(write.period_keys) // 4,
+                len(write.period_keys) // 5,
                 write.path,
                 write.referrer,
             ]

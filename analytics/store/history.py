@@ -48,6 +48,10 @@ class HistoryStore:
             *period_keys(self._conn, site_id, [expired]),
             k.pages(site_id, period),
             k.referrers(site_id, period),
+            k.page_errors(site_id, period),
+            k.pages(site_id, expired),
+            k.referrers(site_id, expired),
+            k.page_errors(site_id, expired),
         ]
         args: list[str | int] = [
             str(period.grain),

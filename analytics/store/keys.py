@@ -36,6 +36,19 @@ class KeySpace:
         """Sorted set of page paths -> pageviews for one period, capped (Space-Saving)."""
         return f"{self.site(site_id)}:pg:{period.grain}:{period.name}"
 
+    def lists_beside(self, counts_key: str) -> tuple[str, str, str] | None:
+        """The pages, referrers and page errors keys of the period whose counts hash is
+        ``counts_key`` (as ``counts()`` names it); None for any other key."""
+        head, tag, period = counts_key.rpartition("}:c:")
+        if not tag or not head.startswith(f"{self.prefix}:{{"):
+            return None
+        return (f"{head}}}:pg:{period}", f"{head}}}:rf:{period}", f"{head}}}:pe:{period}")
+
+    def page_errors(self, site_id: str, period: Period) -> str:
+        """Hash of page path -> how much its count in the pages list may be over the true one:
+        the count it inherited when it took an evicted page's place (Space-Saving's error)."""
+        return f"{self.site(site_id)}:pe:{period.grain}:{period.name}"
+
     def referrers(self, site_id: str, period: Period) -> str:
         """Sorted set of referrer hosts -> pageviews for one period, capped (Space-Saving)."""
         return f"{self.site(site_id)}:rf:{period.grain}:{period.name}"

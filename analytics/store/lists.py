@@ -27,12 +27,18 @@ class ListStore:
         entries.sort(key=lambda entry: (-entry[1], entry[0]))
         return entries
 
-    def views(self, kind: str, site_id: str, member: str, periods: Sequence[Period]) -> list[int]:
-        """The views of one entry (a page's path, a referrer's host) in each of ``periods``,
-        in one round trip; 0 where it is not listed."""
+    def page_views(self, site_id: str, path: str, periods: Sequence[Period]) -> list[int]:
+        """One page's own views in each of ``periods``, in one round trip: its count less what
+        it inherited on entering a full list (so, since it entered; exact for a page that
+        entered the list with its first view); 0 where it is not listed."""
+        keys = self._conn.keys
         with self._conn.call("read_list"):
             pipe = self._conn.client.pipeline(transaction=False)
             for period in periods:
-                pipe.zscore(self._key(kind, site_id, period), member)
-            scores = pipe.execute()
-        return [int(score or 0) for score in scores]
+                pipe.zscore(keys.pages(site_id, period), path)
+                pipe.hget(keys.page_errors(site_id, period), path)
+            answers = pipe.execute()
+        return [
+            max(0, int(score or 0) - int(error or 0))
+            for score, error in zip(answers[::2], answers[1::2], strict=True)
+        ]

@@ -7,16 +7,16 @@ from collections.abc import Sequence
 
 from analytics.periods import Period
 from analytics.store.connection import Connection, text
-from analytics.store.counts import period_keys
+from analytics.store.counts import list_keys, period_keys
 
 
 def reset_keys(conn: Connection, site_id: str, periods: Sequence[Period]) -> list[str]:
     """What a reset moves aside, per period: its counts, its visitors, its pages and referrers
-    lists."""
+    lists, and its pages' errors."""
     keys: list[str] = []
     for period in periods:
         keys += period_keys(conn, site_id, [period])
-        keys += [conn.keys.pages(site_id, period), conn.keys.referrers(site_id, period)]
+        keys += list_keys(conn, site_id, [period])
     return keys
 
 

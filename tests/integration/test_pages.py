@@ -484,3 +484,45 @@ def test_every_listed_page_looks_up_to_its_own_count(client: FlaskClient) -> Non
     # A path given with a query string or a fragment is the page without them.
     doc = get(client, "/api/v1/sites/demo/page?path=/x/y%3Fa=1%23top")
     assert doc["path"] == "/x/y" and doc["windows"]["today"] == {"pageviews": 1}
+
+
+def test_a_page_new_to_a_full_list_reads_its_own_count(
+    settings: Settings, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    """In a full list a new page takes the least viewed one's place and count; the top list
+    shows that estimate, but the page's own number (an article's "Lượt xem") counts its own
+    views only, and a closed day keeps those."""
+    capped = replace(small_lists(settings), max_pages=10)
+    app = create_app(capped, clock=clock, registry=CollectorRegistry())
+    services: Services = app.extensions["analytics"]
+    client = app.test_client()
+    ips = iter(readers(80))
+    for n in range(10):
+        for _ in range(5):
+            view(client, f"https://example.vn/cu/{n}", ip=next(ips))
+    for _ in range(2):
+        view(client, "https://example.vn/moi", ip=next(ips))
+    listed = dict(
+        (p["path"], p["pageviews"])
+        for p in get(client, "/api/v1/sites/demo/pages?limit=100")["pages"]
+    )
+    assert len(listed) == 10 and listed["/moi"] == 7  # 5 inherited, then its own 2
+    page = get(client, "/api/v1/sites/demo/page?path=/moi")["windows"]
+    assert page["today"] == page["total"] == {"pageviews": 2}
+    evicted = (set(f"/cu/{n}" for n in range(10)) - set(listed)).pop()
+    assert get(client, f"/api/v1/sites/demo/page?path={evicted}")["windows"]["today"] == {
+        "pageviews": 0
+    }
+    clock.set(clock() + timedelta(days=1))
+    services.housekeeper.run_all()
+    yesterday = get(client, "/api/v1/sites/demo/page?path=/moi")["windows"]["yesterday"]
+    assert yesterday == {"pageviews": 2}
+    closed = dict(
+        (p["path"], p["pageviews"])
+        for p in get(client, "/api/v1/sites/demo/pages?window=yesterday&limit=100")["pages"]
+    )
+    assert closed["/moi"] == 2
+    keys = services.store.conn.keys
+    assert not redis_client.exists(
+        keys.page_errors("demo", Period(Grain.DAY, clock().date() - timedelta(days=1)))
+    )

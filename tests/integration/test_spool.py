@@ -27,12 +27,12 @@ from flask.testing import FlaskClient
 from analytics.clock import FixedClock
 from analytics.counting import Hit, Kind, Outcome
 from analytics.embedded import EmbeddedRedis, free_port
-from analytics.errors import SpoolFull
+from analytics.errors import AnalyticsError, SpoolFull
 from analytics.periods import Grain, Period
 from analytics.services import Services
 from analytics.sites import SNAPSHOT_NAME, load_snapshot, save_snapshot
-from analytics.spool import SUFFIX, decode
-from analytics.store import HitLimits, HitWrite, KeySpace, Store, connect
+from analytics.spool import SUFFIX, decode, encode
+from analytics.store import HitCall, HitLimits, HitWrite, KeySpace, Store, connect
 from analytics.writer import SPOOLED, HitWriter
 from tests.helpers import ANALYTICS, BROWSER_UA, app_on, counters, from_threads, hit, wait_for
 
@@ -474,3 +474,75 @@ def test_a_site_read_at_start_counts_into_the_spool_before_its_first_hit(
     drained(preloaded)
     drained(started_during)
     assert counters(cold.test_client(), "other")["windows"]["total"]["pageviews"] == 2
+
+
+def in_the_layout_before_the_pages_lists(call: HitCall) -> HitCall:
+    """``call`` as a version before the pages lists spooled it: no lists' keys, five arguments a
+    hit (no page path, no referrer host, no caps)."""
+    pairs = int(call.args[0])
+    lists = 3 * pairs // 2
+    keys = (*call.keys[: 3 + pairs], *call.keys[3 + pairs + lists :])
+    args: list[str | int] = list(call.args[:12])
+    for n in range(call.hits):
+        args += call.args[14 + 7 * n : 19 + 7 * n]
+    return replace(call, keys=keys, args=tuple(args))
+
+
+def test_a_spool_written_before_the_pages_lists_is_counted_after_an_upgrade(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Hits a version before the pages lists answered 204 and spooled are counted once by this
+    one: their calls take this version's layout (they count in no list, having no page)."""
+    spool = tmp_path / "spool"
+    down = Store.over(connect("redis://127.0.0.1:1/0", timeout=0.2), KeySpace())
+    up = Store.over(connect(redis_url), KeySpace())
+    up.sites.save({"id": "demo"})
+    first = HitWriter(down.counts, spool)
+    for n in range(5):
+        assert first.write(pageview(up, n)) == SPOOLED
+    first.close()
+    (path,) = spool.glob("*" + SUFFIX)
+    calls = [call for line in path.read_bytes().splitlines(keepends=True) if (call := decode(line))]
+    old = [in_the_layout_before_the_pages_lists(call) for call in calls]
+    path.write_bytes(b"".join(encode(call) for call in old))
+    # As it is, the script refuses the old layout whole, writing nothing.
+    before = sorted(redis_client.scan_iter(match="va:{demo}:*"))
+    assert all(isinstance(reply, AnalyticsError) for reply in up.counts.send(old[:1]))
+    assert sorted(redis_client.scan_iter(match="va:{demo}:*")) == before
+
+    replayed = Replayed()
+    second = HitWriter(up.counts, spool, observer=replayed)
+    second.start()
+    wait_for(lambda: not list(spool.glob("*" + SUFFIX)), "the old spool file to be counted")
+    second.close()
+    assert replayed.outcomes == {"counted": 5}
+    assert pageviews(redis_client, DAY) == pageviews(redis_client, TOTAL) == 5
+    assert not list(redis_client.scan_iter(match="va:{demo}:pg:*"))
+
+
+def test_a_late_hit_on_a_day_closed_empty_counts_in_the_open_windows_and_no_list_of_it(
+    services: Services, redis_client: redis.Redis, tmp_path: Path, clock: FixedClock
+) -> None:
+    """A day that had no hit is closed too: a hit spooled on it and counted after counts in the
+    week, the month and the total, and leaves no key of the closed day behind for good."""
+    down = Store.over(connect("redis://127.0.0.1:1/0", timeout=0.2), KeySpace())
+    spool = tmp_path / "another-process"
+    first = HitWriter(down.counts, spool)
+    up = services.store
+    assert first.write(replace(pageview(up, 1), path="/late")) == SPOOLED
+    first.close()
+    clock.advance(2 * 86_400)
+    services.housekeeper.close_periods()
+    second = HitWriter(up.counts, spool)
+    second.start()
+    wait_for(lambda: not list(spool.glob("*" + SUFFIX)), "the spool file to be counted")
+    second.close()
+    assert pageviews(redis_client, DAY) == 0
+    assert pageviews(redis_client, TOTAL) == 1
+    keys = KeySpace()
+    assert redis_client.zscore(keys.pages("demo", TOTAL), "/late") == 1
+    for key in (keys.pages("demo", DAY), keys.referrers("demo", DAY)):
+        assert not redis_client.exists(key), key
+    # Whatever a closed day still has expires, or is the counts hash that retention drops.
+    for key in redis_client.scan_iter(match="va:{demo}:*:d:2026-11-26"):
+        assert key == keys.counts("demo", DAY).encode() or redis_client.pttl(key) > 0, key

@@ -9,6 +9,10 @@
 -- KEYS[6]  visitors HyperLogLog of the period leaving retention
 -- KEYS[7]  pages sorted set of the period
 -- KEYS[8]  referrers sorted set of the period
+-- KEYS[9]  the period's pages' errors: what each page inherited when it entered the full list
+-- KEYS[10] pages sorted set of the period leaving retention
+-- KEYS[11] referrers sorted set of the period leaving retention
+-- KEYS[12] pages' errors of the period leaving retention
 -- ARGV[1]  grain: "d", "w" or "m"
 -- ARGV[2]  the period's name; names of one grain sort in time order
 -- ARGV[3]  the name of the period leaving retention; its keys go only if it was closed here
@@ -28,10 +32,21 @@ local visits = tonumber(counts[2]) or 0
 local visitors = tonumber(counts[3]) or redis.call('PFCOUNT', KEYS[3])
 if pageviews > 0 or visits > 0 or visitors > 0 then
   redis.call('HSET', KEYS[4], ARGV[2], pageviews .. ' ' .. visits .. ' ' .. visitors)
-  -- The open windows (yesterday, last_week, last_month) read the frozen number from now on.
-  redis.call('HSET', KEYS[2], 'visitors', visitors)
 end
+-- The open windows (yesterday, last_week, last_month) read the frozen number from now on; and
+-- the field marks the period closed, empty or not, so that a hit reaching it late counts in
+-- the periods still open instead (store/lua/hit.lua).
+redis.call('HSET', KEYS[2], 'visitors', visitors)
 redis.call('DEL', KEYS[3])
+-- A closed list keeps each page's own count (less what it inherited), and its top only.
+local errors = redis.call('HGETALL', KEYS[9])
+for i = 1, #errors, 2 do
+  local count = redis.call('ZSCORE', KEYS[7], errors[i])
+  if count then
+    redis.call('ZADD', KEYS[7], tonumber(count) - tonumber(errors[i + 1]), errors[i])
+  end
+end
+redis.call('DEL', KEYS[9])
 redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -1 - tonumber(ARGV[5]))
 redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -1 - tonumber(ARGV[6]))
 redis.call('PEXPIRE', KEYS[7], ARGV[4])
@@ -44,7 +59,7 @@ if not since then
   redis.call('HSET', KEYS[1], ARGV[1] .. ':since', since)
 end
 if ARGV[3] >= since then
-  redis.call('DEL', KEYS[5], KEYS[6])
+  redis.call('DEL', KEYS[5], KEYS[6], KEYS[10], KEYS[11], KEYS[12])
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1

@@ -7,8 +7,9 @@
 -- KEYS[2]        the site's settings: a site deleted since the caller read them counts nothing
 -- KEYS[3]        the writer's mark for this site: the last sequence number counted
 -- KEYS[4..3+K]   pairs (counts hash, visitors HyperLogLog) of the periods the hits add to
--- KEYS[4+K..3+2K] pairs (pages sorted set, referrers sorted set) of the same periods, in order
--- then, for each hit i (from 0), at 4+2K+4i:
+-- KEYS[4+K..3+5K/2] triples (pages sorted set, referrers sorted set, pages' errors hash) of
+--                the same periods, in order
+-- then, for each hit i (from 0), at 4+5K/2+4i:
 --   reload guard of (visitor, page): when its last view was counted (ms)
 --   the limits hash of the hit's network: per kind of hit and minute, how many it had
 --   the same network's limits hash of the day before (its name changes with the day's salt),
@@ -49,7 +50,12 @@
 -- a set holds at most its cap of entries; a new entry in a full set takes the place of the
 -- least viewed one and inherits its count, plus one. An entry's count is then never below its
 -- true count and above it by at most the least count in the set, so whatever is viewed much
--- more often than the tail is listed, in its right order, whatever clients send.
+-- more often than the tail is listed, in its right order, whatever clients send. What a page
+-- inherited is kept beside it (its error), so that its own count, the views since it entered
+-- the list, can be told too: exact for a page new to the list, never above the true count.
+--
+-- A call in another layout (a spooled call of an older version) is refused whole, before
+-- anything is written: the caller converts it.
 
 local period_keys = tonumber(ARGV[1])
 local session_ms = tonumber(ARGV[2])
@@ -64,6 +70,9 @@ local mark_ms = tonumber(ARGV[12])
 local max_pages = tonumber(ARGV[13])
 local max_referrers = tonumber(ARGV[14])
 local hits = (#ARGV - 14) / 7
+if hits ~= math.floor(hits) or #KEYS ~= 3 + 5 * period_keys / 2 + 4 * hits then
+  return redis.error_reply('ERR hit call layout: ' .. #KEYS .. ' keys, ' .. #ARGV .. ' args')
+end
 local outcomes = {}
 
 if redis.call('EXISTS', KEYS[2]) == 0 then
@@ -101,8 +110,9 @@ local function recent(limits, before, minute)
   return totals, stale
 end
 
--- One more view of ``member`` in the capped sorted set ``key``.
-local function bump(key, member, cap)
+-- One more view of ``member`` in the capped sorted set ``key``; ``errors``, where given, keeps
+-- what each entry inherited.
+local function bump(key, member, cap, errors)
   if redis.call('ZADD', key, 'XX', 'INCR', 1, member) then return end
   if redis.call('ZCARD', key) < cap then
     redis.call('ZADD', key, 1, member)
@@ -111,6 +121,10 @@ local function bump(key, member, cap)
   local least = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   redis.call('ZREM', key, least[1])
   redis.call('ZADD', key, tonumber(least[2]) + 1, member)
+  if errors then
+    redis.call('HDEL', errors, least[1])
+    redis.call('HSET', errors, member, least[2])
+  end
 end
 
 local function record(guard, limits, before, net_online, now, kind, visitor, first, pairs, path,
@@ -176,14 +190,15 @@ local function record(guard, limits, before, net_online, now, kind, visitor, fir
       redis.call('HINCRBY', KEYS[p], 'pageviews', 1)
       if visit then redis.call('HINCRBY', KEYS[p], 'visits', 1) end
       redis.call('PFADD', KEYS[p + 1], visitor)
-      bump(KEYS[p + period_keys], path, max_pages)
-      if referrer ~= '' then bump(KEYS[p + period_keys + 1], referrer, max_referrers) end
+      local lists = 4 + period_keys + 3 * (p - 4) / 2
+      if path ~= '' then bump(KEYS[lists], path, max_pages, KEYS[lists + 2]) end
+      if referrer ~= '' then bump(KEYS[lists + 1], referrer, max_referrers, nil) end
     end
   end
   return 'counted'
 end
 
-local first_key = 4 + 2 * period_keys
+local first_key = 4 + 5 * period_keys / 2
 for i = 0, hits - 1 do
   local k = first_key + 4 * i
   local a = 15 + 7 * i

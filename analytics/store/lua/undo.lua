@@ -1,8 +1,8 @@
 -- Undoes a reset: adds what it moved aside back onto the live keys, keeping hits since.
 -- KEYS[1]           the reset's record (hash)
 -- KEYS[2]           the site's closed hash: per grain, the name of the last period closed
--- KEYS[3 .. 2+4p]   the live keys of the p periods: (counts hash, visitors HyperLogLog, pages
---                   sorted set, referrers sorted set) each
+-- KEYS[3 .. 2+5p]   the live keys of the p periods: (counts hash, visitors HyperLogLog, pages
+--                   sorted set, referrers sorted set, pages' errors hash) each
 -- KEYS[3+4p ..]     the keys the reset moved them to, in the same order
 -- ARGV[1], ARGV[2]  how many entries a pages list and a referrers list keep at most
 -- ARGV[3 ..]        pairs (grain, name) of the periods, in the same order
@@ -22,21 +22,33 @@ for i = 3, #ARGV, 2 do
     return -2
   end
 end
--- Pages and referrers added back, as many as a list keeps: the most viewed.
-local function add_list(live, aside, cap)
+-- Pages and referrers added back, as many as a list keeps: the most viewed; with the pages,
+-- what each inherited (``errors``), kept for the pages still listed.
+local function add_list(live, aside, cap, errors, errors_aside)
   if redis.call('EXISTS', aside) == 1 then
     redis.call('ZUNIONSTORE', live, 2, live, aside)
     redis.call('ZREMRANGEBYRANK', live, 0, -1 - cap)
     redis.call('DEL', aside)
   end
+  if errors and redis.call('EXISTS', errors_aside) == 1 then
+    local inherited = redis.call('HGETALL', errors_aside)
+    for i = 1, #inherited, 2 do
+      redis.call('HINCRBY', errors, inherited[i], inherited[i + 1])
+    end
+    redis.call('DEL', errors_aside)
+    local kept = redis.call('HKEYS', errors)
+    for i = 1, #kept do
+      if not redis.call('ZSCORE', live, kept[i]) then redis.call('HDEL', errors, kept[i]) end
+    end
+  end
 end
 
 local n = (#KEYS - 2) / 2
-for i = 3, 2 + n, 4 do
+for i = 3, 2 + n, 5 do
   local counts, visitors = KEYS[i], KEYS[i + 1]
   local counts_aside, visitors_aside = KEYS[i + n], KEYS[i + 1 + n]
-  add_list(KEYS[i + 2], KEYS[i + 2 + n], tonumber(ARGV[1]))
-  add_list(KEYS[i + 3], KEYS[i + 3 + n], tonumber(ARGV[2]))
+  add_list(KEYS[i + 2], KEYS[i + 2 + n], tonumber(ARGV[1]), KEYS[i + 4], KEYS[i + 4 + n])
+  add_list(KEYS[i + 3], KEYS[i + 3 + n], tonumber(ARGV[2]), nil, nil)
   local fields = redis.call('HGETALL', counts_aside)
   for f = 1, #fields, 2 do
     if fields[f] ~= 'visitors' then
