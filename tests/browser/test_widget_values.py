@@ -131,8 +131,10 @@ def page_views(service: Service, path: str) -> int:
 def test_a_busuanzi_page_switches_by_its_script_tag_alone(
     service: Service, host: HostPages, browsing: Browsing
 ) -> None:
-    ours = script_tag(service.url)
-    assert ours == f'<script async src="{service.url}/widget.js" data-site="demo"></script>'
+    ours = script_tag(service.url, box="false")
+    assert ours == (
+        f'<script async src="{service.url}/widget.js" data-site="demo" data-box="false"></script>'
+    )
     posts = {
         "/2026/11/26/xin-chao/": "你好，世界",
         "/2026/11/26/tin-tức/": "Tin tức",  # a path the browser sends percent-encoded
@@ -186,10 +188,10 @@ def test_a_busuanzi_page_switches_by_its_script_tag_alone(
     assert browsing.errors == [] and browsing.console_errors == []
 
 
-def test_a_busuanzi_page_draws_a_box_only_when_asked(
+def test_a_busuanzi_page_without_data_box_false_gets_the_box_where_the_tag_stands(
     service: Service, host: HostPages, browsing: Browsing
 ) -> None:
-    asked = host.add("/asked", busuanzi_page("Box", script_tag(service.url, box="true")))
+    asked = host.add("/asked", busuanzi_page("Box", script_tag(service.url)))
     page = browsing.open(asked)
     counted(service, page, 1)
     service.clock.advance(30)

@@ -228,10 +228,9 @@
       // data-box="false": no box at all, the page's number elements only.
       if (boxed != 'false') {
         if (hosts.length) hosts.forEach(draw);
-        // No box element on the page: the box goes right after the script tag, except on a
-        // page made for busuanzi, which has its own elements for the numbers: there only
-        // data-box="true" draws one.
-        else if (boxed == 'true' || !document.querySelector('[id^=busuanzi_]')) {
+        // No box element on the page: the box goes right after the script tag (a page made
+        // for busuanzi, which shows the numbers in its own elements, says data-box="false").
+        else {
           const host = document.createElement('div');
           script.after(host);
           draw(host);
