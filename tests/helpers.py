@@ -65,11 +65,14 @@ def hit(
     ua: str = BROWSER_UA,
     ip: str = "203.0.113.7",
     headers: dict[str, str] | None = None,
+    referrer: str | None = None,
 ) -> int:
     """Sends one beacon as a browser's sendBeacon would; returns the status code."""
     body: dict[str, Any] = {"site": site, "url": url}
     if kind is not None:
         body["type"] = kind
+    if referrer is not None:
+        body["referrer"] = referrer
     response = client.post(
         "/api/v1/hit",
         data=json.dumps(body),

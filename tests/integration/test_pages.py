@@ -4,7 +4,6 @@ send."""
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from dataclasses import replace
@@ -34,19 +33,9 @@ def view(
     *,
     ip: str = "203.0.113.7",
     ua: str = BROWSER_UA,
-    site: str = "demo",
 ) -> None:
-    body: dict[str, Any] = {"site": site, "url": url}
-    if referrer is not None:
-        body["referrer"] = referrer
-    response = client.post(
-        "/api/v1/hit",
-        data=json.dumps(body),
-        content_type="text/plain;charset=UTF-8",
-        headers={"User-Agent": ua},
-        environ_base={"REMOTE_ADDR": ip},
-    )
-    assert response.status_code == 204, response.get_data(as_text=True)
+    """One pageview of ``url`` from ``referrer``, answered 204."""
+    assert hit(client, url=url, ua=ua, ip=ip, referrer=referrer) == 204
 
 
 def readers(n: int) -> list[str]:
