@@ -92,6 +92,8 @@ class Counting:
         # What a hit of a site on a local day adds to does not change during that day.
         self._day_keys: dict[tuple[str, date, str], tuple[str, ...]] = {}
         self._day_keys_lock = threading.Lock()
+        # The hosts of a site's origins, its own beside the page's: worked out once per list.
+        self._origin_hosts: dict[tuple[str, ...], frozenset[str]] = {}
 
     def count(self, hit: Hit) -> Outcome:
         """Decides whether ``hit`` counts and, if it does, counts it in every window.
@@ -128,9 +130,15 @@ class Counting:
         )
         return Outcome(self.writer.write(write))
 
-    @staticmethod
-    def _referrer(site: Site, hit: Hit) -> str:
-        own = {host_of(hit.url), *(host_of(origin) for origin in site.origins)}
+    def _referrer(self, site: Site, hit: Hit) -> str:
+        origin_hosts = self._origin_hosts.get(site.origins)
+        if origin_hosts is None:
+            origin_hosts = frozenset(host_of(origin) for origin in site.origins)
+            with self._day_keys_lock:
+                if len(self._origin_hosts) >= self.MAX_CACHED_DAYS:
+                    self._origin_hosts.clear()
+                self._origin_hosts[site.origins] = origin_hosts
+        own = origin_hosts | {host_of(hit.url)}
         return referrer_host(hit.referrer, own)
 
     def _network_before(self, site: Site, now: datetime, day: date, client_ip: str) -> str | None:
