@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 from typing import Any
 
 from analytics.errors import InvalidInput
@@ -121,6 +122,42 @@ class CsvDays:
     today_line: int | None = None
     """The line of today's day, left out: today is still being counted live (an export of
     ``analytics history`` ends with it)."""
+
+
+def coarser_interval(days: Iterable[date]) -> str | None:
+    """``"month"`` or ``"week"`` when ``days`` are the rows of an export by month or by week
+    (one row a period, dated its first day) rather than by day; None otherwise.
+
+    By month: at least two days, every one after the earliest the 1st of a month; by week: at
+    least two days, every one after the earliest 7 days after the one before it. The earliest
+    may fall later in its period (a range that starts mid-period) when two more follow it."""
+    found = sorted(set(days))
+    if len(found) < 2:
+        return None
+    cut_first = len(found) > 2
+    if all(d.day == 1 for d in found[1:]) and (found[0].day == 1 or cut_first):
+        return "month"
+    gaps = [(b - a).days for a, b in pairwise(found)]
+    if all(g == 7 for g in gaps[1:]) and (gaps[0] == 7 or (cut_first and gaps[0] < 7)):
+        return "week"
+    return None
+
+
+def check_daily(days: Sequence[ImportedDay]) -> None:
+    """Refuses days that are an export by month or by week (see ``coarser_interval``): imported,
+    each would book a whole month or week on its first day. (The command line's check; its
+    ``--allow-gaps`` skips it.)"""
+    interval = coarser_interval(d.day for d in days)
+    if interval is None:
+        return
+    what = "a month (dated the 1st)" if interval == "month" else "a week (7 days apart)"
+    raise InvalidInput(
+        f"the file holds one row {what}, not one a day: export with a daily interval "
+        "(in Plausible, a date range of a week to a month, whose chart is by day; a longer "
+        "history in several files), or pass --allow-gaps if the file truly holds only "
+        "those days",
+        field="file",
+    )
 
 
 def days_from_csv(lines: Iterable[str], today: date) -> CsvDays:

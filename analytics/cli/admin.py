@@ -34,7 +34,7 @@ from analytics.cli.output import (
     windows_table,
 )
 from analytics.history import parse_range
-from analytics.imports import MAX_IMPORT_DAYS, days_from_csv
+from analytics.imports import MAX_IMPORT_DAYS, check_daily, days_from_csv
 from analytics.pages import MAX_LIMIT
 from analytics.periods import WINDOWS, WeekStart
 from analytics.services import build_services
@@ -438,15 +438,25 @@ def history(
 @click.argument("site")
 @click.argument("file", type=click.File("r", encoding="utf-8-sig", lazy=False))
 @click.option("--dry-run", is_flag=True, help="Check the file and say what it holds; import none.")
+@click.option(
+    "--allow-gaps",
+    is_flag=True,
+    help="Import a file whose days are a month or a week apart (refused otherwise, as an "
+    "export by month or week).",
+)
 @json_option
-def import_history(site: str, file: io.TextIOWrapper, dry_run: bool, as_json: bool) -> None:
+def import_history(
+    site: str, file: io.TextIOWrapper, dry_run: bool, allow_gaps: bool, as_json: bool
+) -> None:
     """Import the daily counts of an earlier counter into SITE from a CSV FILE ("-" for stdin).
 
     The header names the columns: date (YYYY-MM-DD), pageviews, and optionally visits and
     visitors (any case; other columns are ignored), as in Plausible's export (visitors.csv)
-    or what `analytics history --format csv` writes. Days before today only (a line of today,
-    as an export ends with, is skipped). Importing a day again replaces what was imported for
-    it before, never what was counted live; a big file goes in calls of 3660 days.
+    or what `analytics history --format csv` writes. One row a day: a file with one row a
+    month (every date the 1st) or a week (7 days apart) is refused unless --allow-gaps.
+    Days before today only (a line of today, as an export ends with, is skipped). Importing
+    a day again replaces what was imported for it before, never what was counted live; a big
+    file goes in calls of 3660 days.
     """
     with admin_service() as admin:
         today = admin.today(site)
@@ -455,6 +465,8 @@ def import_history(site: str, file: io.TextIOWrapper, dry_run: bool, as_json: bo
         except UnicodeDecodeError as err:
             raise click.UsageError(f"{file.name} is not UTF-8 text: {err.reason}") from None
         days = parsed.days
+        if not allow_gaps:
+            check_daily(days)
         imported = 0
         if not dry_run:
             for at in range(0, len(days), MAX_IMPORT_DAYS):

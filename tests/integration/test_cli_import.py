@@ -4,6 +4,7 @@ now: "today" is the same day on both sides."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,7 +17,12 @@ from analytics.services import Services
 from analytics.settings import Settings
 from tests.helpers import counters, hit, ok_json, run_cli
 
-PLAUSIBLE = Path(__file__).parent.parent / "fixtures" / "plausible_visitors.csv"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+PLAUSIBLE = FIXTURES / "plausible_visitors.csv"
+# Plausible's visitors.csv of a dashboard shown by month (12 months), and by week (a range from
+# Thursday 1 February 2024: its first row is that day, the others Mondays).
+MONTHLY = FIXTURES / "plausible_visitors_monthly.csv"
+WEEKLY = FIXTURES / "plausible_visitors_weekly.csv"
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -155,6 +161,48 @@ def test_a_bad_file_is_refused_naming_its_line_and_imports_nothing(
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert counters(client)["windows"]["total"]["pageviews"] == 0
+
+
+@pytest.mark.parametrize(
+    ("sample", "said"),
+    [(MONTHLY, "one row a month (dated the 1st)"), (WEEKLY, "one row a week (7 days apart)")],
+    ids=["monthly", "weekly"],
+)
+def test_an_export_by_month_or_week_is_refused_unless_gaps_are_allowed(
+    settings: Settings, client: FlaskClient, sample: Path, said: str
+) -> None:
+    for extra in ((), ("--dry-run",)):
+        result = run_cli(settings, "import", "demo", str(sample), *extra)
+        assert result.returncode == 2, result.stderr
+        assert f"the file holds {said}, not one a day" in result.stderr
+        assert "export with a daily interval" in result.stderr
+        assert "--allow-gaps" in result.stderr
+    as_json = run_cli(settings, "import", "demo", str(sample), "--json")
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout)["error"]["code"] == "invalid_request"
+    assert counters(client)["windows"]["total"]["pageviews"] == 0
+    # A file that truly holds only those days goes in with --allow-gaps.
+    rows = sample.read_text(encoding="utf-8").splitlines()[1:]
+    allowed = ok_json(settings, "import", "demo", str(sample), "--allow-gaps")
+    assert allowed["imported"] == len(rows)
+    first = rows[0].split(",")
+    assert allowed["first"] == first[0]
+    assert csv_days(settings, "--from", first[0], "--to", first[0])[1:] == [
+        f"{first[0]},{first[2]},{first[3]},{first[1]}"
+    ]
+    pageviews = sum(int(row.split(",")[2]) for row in rows)
+    assert counters(client)["windows"]["total"]["pageviews"] == pageviews
+
+
+def test_a_daily_file_with_missing_days_is_not_taken_for_a_monthly_one(
+    settings: Settings, client: FlaskClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "daily.csv"
+    path.write_text(
+        "date,pageviews\n2025-01-31,5\n2025-02-01,6\n2025-02-03,7\n2025-03-01,8\n",
+        encoding="utf-8",
+    )
+    assert ok_json(settings, "import", "demo", str(path))["imported"] == 4
 
 
 def test_a_big_file_goes_in_calls_of_3660_days(

@@ -3,6 +3,7 @@ them and the total, replaced (never doubled) by a second import."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,8 +17,11 @@ from prometheus_client import CollectorRegistry
 from analytics import create_app
 from analytics.clock import FixedClock
 from analytics.imports import MAX_DAY_COUNT, MAX_IMPORT_DAYS
+from analytics.periods import WINDOWS, local_date, windows_at
+from analytics.reading import days_of
 from analytics.services import Services
 from analytics.settings import Settings
+from analytics.store import WindowCounts
 from tests.helpers import AUTH, TOKEN, audit, call, counters, hit
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -99,6 +103,47 @@ def test_imported_days_count_in_every_window_that_covers_them_and_in_total(
     assert found["this_week"] == (11, 22, 33)
     assert found["last_week"] == (0, 0, 0)
     assert found["this_month"] == (1 + 111, 1 + 222, 1 + 333)
+
+
+def _hmgets_and_exists(redis_client: redis.Redis, read: Callable[[], object]) -> tuple[int, int]:
+    """How many HMGET and EXISTS commands Redis ran for ``read`` (the script's own included)."""
+    redis_client.config_resetstat()
+    read()
+    stats = redis_client.info("commandstats")
+    hmget, exists = (
+        stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("hmget", "exists")
+    )
+    return int(hmget), int(exists)
+
+
+def test_a_site_without_imports_reads_the_same_and_never_looks_imports_up(
+    admin: FlaskClient, services: Services, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    hit(admin)
+    hit(admin, url="https://example.vn/2", ip="198.51.100.9")
+    site = services.sites.get("demo")
+    by_name = windows_at(local_date(clock(), site.zone), site.week_start)
+    periods = [by_name[name] for name in WINDOWS]
+    dates = [days_of(p) for p in periods]
+    counts = services.store.counts
+
+    def plain() -> tuple[int, list[WindowCounts]]:
+        return counts.read_windows("demo", periods, 0)
+
+    def with_imports() -> tuple[int, list[WindowCounts]]:
+        return counts.read_windows("demo", periods, 0, dates)
+
+    assert with_imports() == plain()
+    assert with_imports()[1][WINDOWS.index("today")] == WindowCounts(2, 2, 2)
+    # One HMGET per window's counts, and one EXISTS that finds no imported sums.
+    hmgets, exists = _hmgets_and_exists(redis_client, plain)
+    assert (hmgets, exists) == (len(WINDOWS), 0)
+    assert _hmgets_and_exists(redis_client, with_imports) == (hmgets, 1)
+    # Once a day is imported, every window looks its dates up again (the total its sums).
+    assert imported(admin, [day("2026-11-25", 1, 2, 3)]) == 1
+    assert _hmgets_and_exists(redis_client, with_imports) == (2 * len(WINDOWS), 1)
+    assert windows(admin)["yesterday"] == (1, 2, 3)
+    assert windows(admin)["today"] == (2, 2, 2)
 
 
 def test_windows_across_a_week_and_a_month_boundary(admin: FlaskClient, clock: FixedClock) -> None:

@@ -9,6 +9,7 @@
 --               by the n dates (YYYY-MM-DD) the window covers
 -- Returns {online, pageviews_1, visits_1, visitors_1, pageviews_2, ...}.
 -- A closed period may carry its visitors frozen in the hash; that number wins over the HLL.
+-- A site that never imported a day has no imported sums hash: its imports are not looked up.
 
 local imports = #ARGV > 1
 local last = #KEYS
@@ -22,7 +23,7 @@ for i = 2, last, 2 do
   out[#out + 1] = tonumber(counts[2]) or 0
   out[#out + 1] = tonumber(counts[3]) or redis.call('PFCOUNT', KEYS[i + 1])
 end
-if not imports then
+if not imports or redis.call('EXISTS', KEYS[#KEYS]) == 0 then
   return out
 end
 
