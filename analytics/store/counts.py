@@ -95,6 +95,9 @@ MAX_HITS_PER_CALL = 256
 else while a script runs."""
 REPLICA_WAIT_MS = 500
 """How long a batch written through Sentinel waits for a replica to confirm it."""
+HIT_LAYOUT = "hit/3"
+"""The layout of the hit script's keys and arguments: a call carries it, and the script refuses
+any other whole, before writing anything."""
 MARK_DAYS = 30
 """How long Redis remembers the last call of a writer for a site: longer than a spool waits."""
 
@@ -196,7 +199,7 @@ class CountStore:
             if beside is None:
                 return call
             lists += beside
-        args: list[str | int] = [*call.args[:12], 10_000, 1_000]
+        args: list[str | int] = [*call.args[:12], 10_000, 1_000, HIT_LAYOUT]
         for n in range(call.hits):
             args += [*call.args[12 + 5 * n : 17 + 5 * n], "", ""]
         keys = (*call.keys[: 3 + pair_keys], *lists, *call.keys[3 + pair_keys :])
@@ -241,6 +244,7 @@ class CountStore:
             MARK_DAYS * 86_400_000,
             limits.max_pages,
             limits.max_referrers,
+            HIT_LAYOUT,
         ]
         for write in writes:
             keys += write.own_keys

@@ -13,6 +13,7 @@ class ListStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._top = conn.script("top")
+        self._page = conn.script("page")
 
     def _key(self, kind: str, site_id: str, period: Period) -> str:
         keys = self._conn.keys
@@ -28,17 +29,13 @@ class ListStore:
         return entries
 
     def page_views(self, site_id: str, path: str, periods: Sequence[Period]) -> list[int]:
-        """One page's own views in each of ``periods``, in one round trip: its count less what
-        it inherited on entering a full list (so, since it entered; exact for a page that
-        entered the list with its first view); 0 where it is not listed."""
+        """One page's own views in each of ``periods``, in one atomic round trip: its count
+        less what it inherited on entering a full list (so, since it entered; exact for a page
+        that entered the list with its first view); 0 where it is not listed."""
         keys = self._conn.keys
-        with self._conn.call("read_list"):
-            pipe = self._conn.client.pipeline(transaction=False)
-            for period in periods:
-                pipe.zscore(keys.pages(site_id, period), path)
-                pipe.hget(keys.page_errors(site_id, period), path)
-            answers = pipe.execute()
-        return [
-            max(0, int(score or 0) - int(error or 0))
-            for score, error in zip(answers[::2], answers[1::2], strict=True)
+        pairs = [
+            key for p in periods for key in (keys.pages(site_id, p), keys.page_errors(site_id, p))
         ]
+        with self._conn.call("read_list"):
+            views = self._page(keys=pairs, args=[path])
+        return [int(v) for v in views]

@@ -515,3 +515,32 @@ def test_a_page_new_to_a_full_list_reads_its_own_count(
     assert not redis_client.exists(
         keys.page_errors("demo", Period(Grain.DAY, clock().date() - timedelta(days=1)))
     )
+
+
+def test_an_undo_keeps_what_pages_inherited_for_the_pages_it_keeps_only(
+    settings: Settings, clock: FixedClock, redis_client: redis.Redis
+) -> None:
+    capped = replace(small_lists(settings), max_pages=10)
+    app = create_app(capped, clock=clock, registry=CollectorRegistry())
+    services: Services = app.extensions["analytics"]
+    services.admin.list_caps = (10, 10)
+    client = app.test_client()
+    ips = iter(readers(120))
+    for path, n in {"/a": 3, "/b": 2}.items():  # a list far from full
+        for _ in range(n):
+            view(client, f"https://example.vn{path}", ip=next(ips))
+    done = services.admin.reset("demo", ["today"], "cli:test")
+    for page in "cdefghijkl":
+        view(client, f"https://example.vn/{page}", ip=next(ips))
+    view(client, "https://example.vn/m", ip=next(ips))  # full: takes /c's place and count
+    for page in "defghijkl":
+        for _ in range(2):
+            view(client, f"https://example.vn/{page}", ip=next(ips))
+    services.admin.undo("demo", done.reset_id, "cli:test")
+    keys = services.store.conn.keys
+    today = Period(Grain.DAY, clock().date())
+    listed = {m.decode() for m in redis_client.zrange(keys.pages("demo", today), 0, -1)}
+    assert len(listed) == 10 and "/m" not in listed  # the least viewed two gave way: /b, /m
+    inherited = {m.decode() for m in redis_client.hkeys(keys.page_errors("demo", today))}
+    assert inherited <= listed
+    assert get(client, "/api/v1/sites/demo/page?path=/a")["windows"]["today"] == {"pageviews": 3}

@@ -484,7 +484,7 @@ def in_the_layout_before_the_pages_lists(call: HitCall) -> HitCall:
     keys = (*call.keys[: 3 + pairs], *call.keys[3 + pairs + lists :])
     args: list[str | int] = list(call.args[:12])
     for n in range(call.hits):
-        args += call.args[14 + 7 * n : 19 + 7 * n]
+        args += call.args[15 + 7 * n : 20 + 7 * n]
     return replace(call, keys=keys, args=tuple(args))
 
 

@@ -43,7 +43,7 @@ local errors = redis.call('HGETALL', KEYS[9])
 for i = 1, #errors, 2 do
   local count = redis.call('ZSCORE', KEYS[7], errors[i])
   if count then
-    redis.call('ZADD', KEYS[7], tonumber(count) - tonumber(errors[i + 1]), errors[i])
+    redis.call('ZADD', KEYS[7], math.max(0, tonumber(count) - tonumber(errors[i + 1])), errors[i])
   end
 end
 redis.call('DEL', KEYS[9])

@@ -27,7 +27,8 @@
 -- ARGV[12]       how long the mark is kept, ms
 -- ARGV[13]       how many pages a period's pages set keeps at most
 -- ARGV[14]       how many hosts a period's referrers set keeps at most
--- then, for each hit i, at 15+7i:
+-- ARGV[15]       the layout of this call's keys and arguments: "hit/3", this one
+-- then, for each hit i, at 16+7i:
 --   now, ms since the epoch (the caller's clock decides; Redis never does)
 --   "pageview" or "heartbeat"
 --   visitor id
@@ -69,8 +70,9 @@ local seq = tonumber(ARGV[11])
 local mark_ms = tonumber(ARGV[12])
 local max_pages = tonumber(ARGV[13])
 local max_referrers = tonumber(ARGV[14])
-local hits = (#ARGV - 14) / 7
-if hits ~= math.floor(hits) or #KEYS ~= 3 + 5 * period_keys / 2 + 4 * hits then
+local hits = (#ARGV - 15) / 7
+if ARGV[15] ~= 'hit/3' or hits ~= math.floor(hits)
+    or #KEYS ~= 3 + 5 * period_keys / 2 + 4 * hits then
   return redis.error_reply('ERR hit call layout: ' .. #KEYS .. ' keys, ' .. #ARGV .. ' args')
 end
 local outcomes = {}
@@ -116,6 +118,7 @@ local function bump(key, member, cap, errors)
   if redis.call('ZADD', key, 'XX', 'INCR', 1, member) then return end
   if redis.call('ZCARD', key) < cap then
     redis.call('ZADD', key, 1, member)
+    if errors then redis.call('HDEL', errors, member) end  -- inherits nothing
     return
   end
   local least = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -201,7 +204,7 @@ end
 local first_key = 4 + 5 * period_keys / 2
 for i = 0, hits - 1 do
   local k = first_key + 4 * i
-  local a = 15 + 7 * i
+  local a = 16 + 7 * i
   outcomes[i + 1] = record(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], tonumber(ARGV[a]),
     ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), ARGV[a + 5],
     ARGV[a + 6])

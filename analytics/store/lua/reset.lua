@@ -1,7 +1,7 @@
 -- Resets windows of one site by moving their keys aside, so that an undo can bring them back.
 -- KEYS[1]           the reset's record (hash)
 -- KEYS[2 .. 1+n]    the n keys of the periods reset (counts hash, visitors HyperLogLog, pages
---                   and referrers sorted sets of each)
+--                   and referrers sorted sets, and pages' errors hash of each)
 -- KEYS[2+n ..]      the keys they are moved to, in the same order
 -- ARGV[1]           how long the moved keys and the record are kept, seconds
 -- ARGV[2..]         field, value pairs of the record

@@ -3,7 +3,7 @@
 -- KEYS[2]           the site's closed hash: per grain, the name of the last period closed
 -- KEYS[3 .. 2+5p]   the live keys of the p periods: (counts hash, visitors HyperLogLog, pages
 --                   sorted set, referrers sorted set, pages' errors hash) each
--- KEYS[3+4p ..]     the keys the reset moved them to, in the same order
+-- KEYS[3+5p ..]     the keys the reset moved them to, in the same order
 -- ARGV[1], ARGV[2]  how many entries a pages list and a referrers list keep at most
 -- ARGV[3 ..]        pairs (grain, name) of the periods, in the same order
 -- Returns 1 when undone, 0 when it was undone already, -1 when there is no such reset, and
@@ -30,12 +30,13 @@ local function add_list(live, aside, cap, errors, errors_aside)
     redis.call('ZREMRANGEBYRANK', live, 0, -1 - cap)
     redis.call('DEL', aside)
   end
-  if errors and redis.call('EXISTS', errors_aside) == 1 then
+  if errors then
     local inherited = redis.call('HGETALL', errors_aside)
     for i = 1, #inherited, 2 do
       redis.call('HINCRBY', errors, inherited[i], inherited[i + 1])
     end
     redis.call('DEL', errors_aside)
+    -- Only pages still listed keep what they inherited.
     local kept = redis.call('HKEYS', errors)
     for i = 1, #kept do
       if not redis.call('ZSCORE', live, kept[i]) then redis.call('HDEL', errors, kept[i]) end
