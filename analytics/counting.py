@@ -73,6 +73,8 @@ class Policy:
 class Counting:
     MAX_CACHED_DAYS = 10_000
     """Sites × days whose period keys are kept; past that the cache starts again."""
+    MAX_CACHED_ORIGINS = 10_000
+    """Origins lists whose hosts are kept; past that the cache starts again."""
 
     def __init__(
         self,
@@ -94,6 +96,7 @@ class Counting:
         self._day_keys_lock = threading.Lock()
         # The hosts of a site's origins, its own beside the page's: worked out once per list.
         self._origin_hosts: dict[tuple[str, ...], frozenset[str]] = {}
+        self._origin_hosts_lock = threading.Lock()
 
     def count(self, hit: Hit) -> Outcome:
         """Decides whether ``hit`` counts and, if it does, counts it in every window.
@@ -134,8 +137,8 @@ class Counting:
         origin_hosts = self._origin_hosts.get(site.origins)
         if origin_hosts is None:
             origin_hosts = frozenset(host_of(origin) for origin in site.origins)
-            with self._day_keys_lock:
-                if len(self._origin_hosts) >= self.MAX_CACHED_DAYS:
+            with self._origin_hosts_lock:
+                if len(self._origin_hosts) >= self.MAX_CACHED_ORIGINS:
                     self._origin_hosts.clear()
                 self._origin_hosts[site.origins] = origin_hosts
         own = origin_hosts | {host_of(hit.url)}
