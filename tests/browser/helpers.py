@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request
 from playwright.sync_api import Error as PlaywrightError
@@ -24,6 +25,12 @@ from analytics.services import Services
 from tests.helpers import BROWSER_UA
 
 CHROMIUM = Path("/usr/bin/chromium")
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+)
+"""The mark of every browser test module (``pytestmark = NEEDS_CHROMIUM``)."""
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+"""Where browser tests leave their screenshots (ignored by git)."""
 
 
 CHROMIUM_ARGS = [

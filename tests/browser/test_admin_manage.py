@@ -15,9 +15,16 @@ from playwright.sync_api import Page
 
 from analytics.render import LABELS, format_count
 from analytics.settings import Settings
-from tests.browser.helpers import CHROMIUM, Browsing, HostPages, Service, boxes, wait_until
-from tests.browser.test_admin_page import (
+from tests.browser.helpers import (
     ARTIFACTS,
+    NEEDS_CHROMIUM,
+    Browsing,
+    HostPages,
+    Service,
+    boxes,
+    wait_until,
+)
+from tests.browser.test_admin_page import (
     HCM,
     TODAY,
     TOKEN,
@@ -30,9 +37,7 @@ from tests.browser.test_admin_page import (
 )
 from tests.helpers import run_cli
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-)
+pytestmark = NEEDS_CHROMIUM
 
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}

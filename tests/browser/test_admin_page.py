@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -14,14 +13,11 @@ from playwright.sync_api import Dialog, Page
 
 from analytics.render import format_count
 from analytics.sites import MAX_COUNT
-from tests.browser.helpers import CHROMIUM, Browsing, Service, wait_until
+from tests.browser.helpers import ARTIFACTS, NEEDS_CHROMIUM, Browsing, Service, wait_until
 from tests.helpers import EXAMPLE_INSTANT, hit
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-)
+pytestmark = NEEDS_CHROMIUM
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TOKEN = "browser-test-admin-token-0123456789"
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 TODAY = EXAMPLE_INSTANT.astimezone(HCM).date()

@@ -3,13 +3,9 @@ another doc, land on their heading; the home page's snippet names the service's 
 
 from __future__ import annotations
 
-import pytest
+from tests.browser.helpers import NEEDS_CHROMIUM, Browsing, Service
 
-from tests.browser.helpers import CHROMIUM, Browsing, Service
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-)
+pytestmark = NEEDS_CHROMIUM
 
 IN_VIEW = """id => {
   const top = document.getElementById(id).getBoundingClientRect().top;

@@ -9,11 +9,16 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Frame
 
-from tests.browser.helpers import CHROMIUM, Browsing, HostPages, Service, host_page, wait_until
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+from tests.browser.helpers import (
+    NEEDS_CHROMIUM,
+    Browsing,
+    HostPages,
+    Service,
+    host_page,
+    wait_until,
 )
+
+pytestmark = NEEDS_CHROMIUM
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 IFRAME = re.compile(r"<iframe\s[^>]*></iframe>", re.DOTALL)

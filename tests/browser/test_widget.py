@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, Route
 
 from analytics.embedded import free_port
 from tests.browser.helpers import (
-    CHROMIUM,
+    ARTIFACTS,
+    NEEDS_CHROMIUM,
     Browsing,
     HostPages,
     Service,
@@ -23,11 +22,8 @@ from tests.browser.helpers import (
 )
 from tests.helpers import BROWSER_UA
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-)
+pytestmark = NEEDS_CHROMIUM
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DASH = "–"
 VI = ["Đang online", "Hôm nay", "Hôm qua", "Trong tuần", "Tuần trước", "Trong tháng",
       "Tháng trước", "Tất cả"]  # fmt: skip

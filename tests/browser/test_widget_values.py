@@ -3,7 +3,6 @@ data-box="false", and a page made for busuanzi with only its script tag changed.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +10,8 @@ from playwright.sync_api import Page, Route
 
 from analytics.embedded import free_port
 from tests.browser.helpers import (
-    CHROMIUM,
+    ARTIFACTS,
+    NEEDS_CHROMIUM,
     Browsing,
     HostPages,
     Service,
@@ -22,11 +22,8 @@ from tests.browser.helpers import (
     wait_until,
 )
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-)
+pytestmark = NEEDS_CHROMIUM
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 BUSUANZI_TAG = (
     '<script async src="//busuanzi.ibruce.info/busuanzi/2.3/busuanzi.pure.mini.js"></script>'
