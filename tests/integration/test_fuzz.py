@@ -128,9 +128,12 @@ def snapshot(client: redis.Redis) -> Snapshot:
     shot = Snapshot({})
     for raw_key in client.scan_iter(count=1000):
         key = raw_key.decode("utf-8", "backslashreplace")
-        kind = client.type(raw_key).decode()
+        # The TTL first: a key that expires after it is read is in ``expiring``, whatever its
+        # type and value read afterwards. (Read after the type, a key expiring in between read
+        # as a key without a TTL that then vanished: a change no request made.)
         ttl = client.pttl(raw_key)
-        if kind == "none":  # expired while we looked
+        kind = client.type(raw_key).decode()
+        if ttl == -2 or kind == "none":  # expired while we looked
             continue
         shot.entries[key] = Entry(kind, _value(client, raw_key, kind), ttl >= 0)
         if 0 <= ttl < EXPIRING_MS:
