@@ -15,9 +15,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import redis
 from flask import Flask
@@ -41,8 +43,9 @@ EXAMPLE_INSTANT = datetime(2026, 11, 26, 15, 1, 5, tzinfo=UTC)
 def wait_for(ready: Callable[[], object], what: str, *, seconds: float = 30) -> None:
     """Polls ``ready`` until it is true: for a process a test started to come up.
 
-    The only waiting the tests do; time itself moves by the injected clock. ``ready`` may
-    raise AssertionError or RuntimeError to give up early (a process that died).
+    With clear_of_day_change, the only waiting the tests do; time itself moves by the injected
+    clock. ``ready`` may raise AssertionError or RuntimeError to give up early (a process that
+    died).
     """
     deadline = time.monotonic() + seconds
     while True:
@@ -54,6 +57,42 @@ def wait_for(ready: Callable[[], object], what: str, *, seconds: float = 30) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+DAY_ZONES = ("Asia/Ho_Chi_Minh", "Europe/Berlin")
+"""The timezones of the tests' sites."""
+CLOSE_GRACE = timedelta(seconds=Settings().close_grace_seconds)
+
+
+def seconds_to_day_change(now: datetime, zone: str, shift: timedelta = timedelta(0)) -> float:
+    """How long from ``now`` until the next local midnight of ``zone``, plus ``shift``."""
+    tz = ZoneInfo(zone)
+    local = now.astimezone(tz)
+    for day in (local.date() - timedelta(days=1), local.date(), local.date() + timedelta(days=1)):
+        boundary = (datetime.combine(day, day_time(), tzinfo=tz) + shift).astimezone(UTC)
+        if boundary > now:
+            return (boundary - now).total_seconds()
+    raise AssertionError("a day ends within two days")  # pragma: no cover
+
+
+def clear_of_day_change(seconds: float = 120.0) -> None:
+    """Returns at once, but within ``seconds`` before a day of the tests' sites begins (or, the
+    close grace later, closes): then it waits until it has.
+
+    For a test whose service or command reads the real clock (a subprocess cannot be given the
+    injected one) and checks one day's counts, which a day change in its middle would split.
+    """
+    while True:
+        now = datetime.now(UTC)
+        left = [
+            until
+            for zone in DAY_ZONES
+            for shift in (timedelta(0), CLOSE_GRACE)
+            if (until := seconds_to_day_change(now, zone, shift)) < seconds
+        ]
+        if not left:
+            return
+        time.sleep(max(left) + 1)
 
 
 def hit(

@@ -44,7 +44,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-WAIT_SECONDS = 5.0
+WAIT_SECONDS = 15.0
 
 
 """The longest any single thing may take to appear; every wait in the module is bounded."""

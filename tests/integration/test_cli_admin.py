@@ -17,11 +17,21 @@ from flask.testing import FlaskClient
 
 from analytics.clock import FixedClock
 from analytics.settings import Settings
-from tests.helpers import ANALYTICS, BROWSER_UA, counters, hit, ok_json, run_cli
+from tests.helpers import (
+    ANALYTICS,
+    BROWSER_UA,
+    clear_of_day_change,
+    counters,
+    hit,
+    ok_json,
+    run_cli,
+)
 
 
 @pytest.fixture(autouse=True)
 def now(clock: FixedClock) -> FixedClock:
+    """The app's clock at the real time, which the command reads: not just before a day change."""
+    clear_of_day_change()
     clock.set(datetime.now(UTC))
     return clock
 

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from analytics.clock import FixedClock
 from analytics.services import Services
 from analytics.settings import Settings
-from tests.helpers import counters, hit, ok_json, run_cli
+from tests.helpers import clear_of_day_change, counters, hit, ok_json, run_cli
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 PLAUSIBLE = FIXTURES / "plausible_visitors.csv"
@@ -28,6 +28,8 @@ HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 @pytest.fixture(autouse=True)
 def now(clock: FixedClock) -> FixedClock:
+    """The app's clock at the real time, which the command reads: not just before a day change."""
+    clear_of_day_change()
     clock.set(datetime.now(UTC))
     return clock
 

@@ -135,7 +135,10 @@ def snapshot(client: redis.Redis) -> Snapshot:
         kind = client.type(raw_key).decode()
         if ttl == -2 or kind == "none":  # expired while we looked
             continue
-        shot.entries[key] = Entry(kind, _value(client, raw_key, kind), ttl >= 0)
+        value = _value(client, raw_key, kind)
+        if ttl >= 0 and not client.exists(raw_key):  # expired while its value was read
+            continue
+        shot.entries[key] = Entry(kind, value, ttl >= 0)
         if 0 <= ttl < EXPIRING_MS:
             shot.expiring.add(key)
     return shot

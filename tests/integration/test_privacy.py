@@ -120,7 +120,9 @@ def act_as(port: int, address: str, n: int) -> None:
     assert request(port, "POST", f"/api/v1/admin/sites/{site}/reset", reset, admin) == 200
     wrong = {**forwarded, "Authorization": "Bearer wrong"}
     statuses = [request(port, "GET", "/api/v1/admin/sites", None, wrong) for _ in range(12)]
-    assert statuses == [401] * 10 + [429] * 2
+    # The throttle slides over real minutes: one that turns during the twelve may let the
+    # eleventh through. Its exact limit is tested on a fixed clock (test_admin_auth.py).
+    assert statuses[:10] == [401] * 10 and statuses[-1] == 429, statuses
     assert request(port, "GET", "/api/v1/admin/sites", None, admin) == 200  # never locked out
 
 

@@ -27,7 +27,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.embedded import free_port
 from analytics.settings import Settings
-from tests.helpers import ANALYTICS, BROWSER_UA, hit, stop_gracefully, wait_for, worker_pids
+from tests.helpers import (
+    ANALYTICS,
+    BROWSER_UA,
+    clear_of_day_change,
+    hit,
+    stop_gracefully,
+    wait_for,
+    worker_pids,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -157,6 +165,7 @@ def web(
 
 @pytest.fixture
 def server(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Iterator[Server]:
+    clear_of_day_change()  # the server reads the real clock; its "today" is checked
     # No read cache, so that the counters read straight after a hit include it; every hit is
     # one visitor's, counted however many it takes to reach both workers.
     with web(

@@ -27,6 +27,7 @@ from analytics.settings import Settings, usable_cpus
 from tests.helpers import (
     ANALYTICS,
     BROWSER_UA,
+    clear_of_day_change,
     http_get,
     service_env,
     serving,
@@ -35,6 +36,12 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _clear_of_day_change() -> None:
+    """The service reads the real clock, and tests here check today's counts."""
+    clear_of_day_change()
 
 
 def _post_hit(port: int, n: int, headers: dict[str, str] | None = None) -> int:
@@ -205,6 +212,8 @@ def test_two_workers_answer_one_count_and_their_metrics_are_summed(tmp_path: Pat
     port = free_port()
     with serving(tmp_path, port, "--workers", "2") as server:
         wait_for(lambda: len(worker_pids(server)) == 2, "two workers")
+        # The scheduler's first run catches up in the background: waited for, not assumed.
+        wait_for(lambda: (scraped(port, CLOSED) or 0) > 0, "the first close_periods run")
         first = worker_pids(server)
         assert [_post_hit(port, n) for n in range(40)] == [204] * 40  # a connection each
         # Every scrape, whichever worker answers it, sums both workers and the scheduler.
@@ -258,7 +267,10 @@ def test_the_workers_default_to_the_cpus_this_process_may_use(tmp_path: Path) ->
         wait_for(lambda: len(worker_pids(server)) == usable_cpus(), "the default workers")
 
 
-def test_the_web_tier_alone_serves_without_a_scheduler(tmp_path: Path, redis_url: str) -> None:
+def test_the_web_tier_alone_serves_without_a_scheduler(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    """On an emptied Redis (``redis_client``): no reload guard left by an earlier test."""
     port = free_port()
     process = subprocess.Popen(
         [ANALYTICS, "web", "--port", str(port), "--workers", "1"],
