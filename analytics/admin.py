@@ -21,6 +21,28 @@ from analytics.reading import Counters, Reading
 from analytics.sites import Offsets, Site, SiteChanges, SiteRegistry
 from analytics.store import Store, WindowCounts
 
+
+def week_start_changed(store: Store, clock: Clock, before: Site, after: Site) -> None:
+    """Once a site's week start has changed from ``before`` to ``after``: this week and last
+    week are built again from their days, by the new start."""
+    if before.week_start is after.week_start:
+        return
+    today = local_date(clock(), after.zone)
+    this_week, last_week = store.weeks.rebuild(after.id, today, before.week_start, after.week_start)
+    log.info(
+        "%s: weeks now start on %s; this week and last week built again from their days",
+        after.id,
+        after.week_start,
+        extra={
+            "event": "weeks_rebuilt",
+            "site": after.id,
+            "week_start": str(after.week_start),
+            "this_week_pageviews": this_week,
+            "last_week_pageviews": last_week,
+        },
+    )
+
+
 RESETTABLE = ("today", "this_week", "this_month", "total")
 RESET_ID = re.compile(r"[0-9a-f]{16}")
 log = logging.getLogger("analytics.admin")
@@ -105,6 +127,8 @@ class Admin:
         current = self._site(site_id)
         site = changes.applied_to(current)
         self.sites.save(site)
+        week_start_changed(self.store, self.clock, current, site)
+        self.reading.forget(site_id)
         before, after = current.to_dict(), site.to_dict()
         changed = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
         self.record("site_updated", site_id, actor, changed)

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
-from analytics.admin import Admin
+from analytics.admin import Admin, week_start_changed
 from analytics.audit import AuditLog
 from analytics.auth import Authenticator
 from analytics.clock import Clock, system_clock
@@ -68,7 +68,11 @@ def build_services(
     sites = SiteRegistry(store.sites, settings.site_cache_seconds)
     if seed:
         try:
-            seed_sites(sites, settings.sites_file)
+            seed_sites(
+                sites,
+                settings.sites_file,
+                lambda before, after: week_start_changed(store, clock, before, after),
+            )
         except StoreUnavailable:
             # A web worker started while Redis is away still answers (its health, and the
             # sites it learns of once Redis is back); the next start registers the sites.

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -455,11 +455,27 @@ def read_sites_file(path: Path) -> list[dict[str, Any]]:
 DEMO_SITE: dict[str, Any] = {"id": "demo", "name": "Demo", "timezone": DEFAULT_TIMEZONE}
 
 
-def seed_sites(registry: SiteRegistry, sites_file: Path | None) -> list[Site]:
+def seed_sites(
+    registry: SiteRegistry,
+    sites_file: Path | None,
+    week_start_changed: Callable[[Site, Site], None] | None = None,
+) -> list[Site]:
     """Register or update the sites of the sites file; without one, the demo site when no
-    site is registered at all (so that a deleted demo stays deleted)."""
+    site is registered at all (so that a deleted demo stays deleted). A site whose week start
+    the file changes is handed, before and after, to ``week_start_changed``."""
     if sites_file is not None:
-        return [registry.upsert(entry) for entry in read_sites_file(sites_file)]
+        seeded = []
+        for entry in read_sites_file(sites_file):
+            registry.forget(entry["id"])
+            try:
+                before: Site | None = registry.get(entry["id"])
+            except UnknownSite:
+                before = None
+            site = registry.upsert(entry)
+            if before is not None and week_start_changed is not None:
+                week_start_changed(before, site)
+            seeded.append(site)
+        return seeded
     if registry.ids():
         return []
     return [registry.upsert(DEMO_SITE)]

@@ -32,6 +32,7 @@ from analytics.store.locks import Locks
 from analytics.store.resets import ResetStore
 from analytics.store.salts import SaltStore
 from analytics.store.sites import SiteStore
+from analytics.store.weeks import WeekStore
 
 __all__ = [
     "MAX_HITS_PER_CALL",
@@ -52,6 +53,7 @@ __all__ = [
     "SiteStore",
     "Store",
     "StoreError",
+    "WeekStore",
     "WindowCounts",
     "connect",
 ]
@@ -70,6 +72,7 @@ class Store:
     resets: ResetStore
     audit: AuditStore
     locks: Locks
+    weeks: WeekStore
 
     @classmethod
     def over(
@@ -91,6 +94,7 @@ class Store:
             resets=ResetStore(conn),
             audit=AuditStore(conn),
             locks=Locks(conn),
+            weeks=WeekStore(conn),
         )
 
     def ping(self) -> bool:

@@ -50,6 +50,7 @@ OPERATIONS = (
     "reset",
     "reset_record",
     "undo",
+    "rebuild_weeks",
     "audit",
     "audit_entries",
     "auth_failure",

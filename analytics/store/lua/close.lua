@@ -26,10 +26,13 @@ if last and last >= ARGV[2] then
   return 0
 end
 
-local counts = redis.call('HMGET', KEYS[2], 'pageviews', 'visits', 'visitors')
+local counts = redis.call('HMGET', KEYS[2], 'pageviews', 'visits', 'visitors', 'carried')
 local pageviews = tonumber(counts[1]) or 0
 local visits = tonumber(counts[2]) or 0
-local visitors = tonumber(counts[3]) or redis.call('PFCOUNT', KEYS[3])
+-- "carried": a week rebuilt after a change of week start keeps the visitors of its days that
+-- were closed then beside its HLL (store/lua/weeks.lua).
+local visitors = tonumber(counts[3])
+  or redis.call('PFCOUNT', KEYS[3]) + (tonumber(counts[4]) or 0)
 if pageviews > 0 or visits > 0 or visitors > 0 then
   redis.call('HSET', KEYS[4], ARGV[2], pageviews .. ' ' .. visits .. ' ' .. visitors)
 end

@@ -9,6 +9,8 @@
 --               by the n dates (YYYY-MM-DD) the window covers
 -- Returns {online, pageviews_1, visits_1, visitors_1, pageviews_2, ...}.
 -- A closed period may carry its visitors frozen in the hash; that number wins over the HLL.
+-- A week rebuilt after a change of week start (store/lua/weeks.lua) keeps the visitors of its
+-- days closed before in "carried", added to its HLL's count.
 -- A site that never imported a day has no imported sums hash: its imports are not looked up.
 
 local imports = #ARGV > 1
@@ -18,10 +20,11 @@ if imports then
 end
 local out = { redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf') }
 for i = 2, last, 2 do
-  local counts = redis.call('HMGET', KEYS[i], 'pageviews', 'visits', 'visitors')
+  local counts = redis.call('HMGET', KEYS[i], 'pageviews', 'visits', 'visitors', 'carried')
   out[#out + 1] = tonumber(counts[1]) or 0
   out[#out + 1] = tonumber(counts[2]) or 0
-  out[#out + 1] = tonumber(counts[3]) or redis.call('PFCOUNT', KEYS[i + 1])
+  out[#out + 1] = tonumber(counts[3])
+    or redis.call('PFCOUNT', KEYS[i + 1]) + (tonumber(counts[4]) or 0)
 end
 if not imports or redis.call('EXISTS', KEYS[#KEYS]) == 0 then
   return out
