@@ -16,7 +16,7 @@ from analytics.audit import AuditEntry, AuditLog
 from analytics.clock import Clock
 from analytics.errors import Conflict, InvalidInput, UnknownReset, UnknownSite
 from analytics.imports import ImportedDay, check_days
-from analytics.periods import Grain, from_name, local_date, windows_at
+from analytics.periods import Grain, WeekStart, from_name, local_date, windows_at
 from analytics.reading import Counters, Reading
 from analytics.sites import Offsets, Site, SiteChanges, SiteRegistry
 from analytics.store import Store, WindowCounts
@@ -24,21 +24,40 @@ from analytics.store import Store, WindowCounts
 
 def week_start_changed(store: Store, clock: Clock, before: Site, after: Site) -> None:
     """Once a site's week start has changed from ``before`` to ``after``: this week and last
-    week are built again from their days, by the new start."""
+    week are built again from their days, by the new start (once, whoever sees the change first:
+    this process or the housekeeping)."""
     if before.week_start is after.week_start:
         return
-    today = local_date(clock(), after.zone)
-    this_week, last_week = store.weeks.rebuild(after.id, today, before.week_start, after.week_start)
+    now = clock()
+    built = store.weeks.follow(
+        after.id,
+        local_date(now, after.zone),
+        assumed=before.week_start,
+        old_today=local_date(now, before.zone),
+    )
+    if built is not None:
+        log_weeks_built(after.id, after.week_start, built)
+
+
+def site_saved(store: Store, clock: Clock, before: Site | None, after: Site) -> None:
+    """After a site was registered (``before`` None) or updated: what its weeks need."""
+    if before is None:
+        store.weeks.begin(after.id, after.week_start)
+    else:
+        week_start_changed(store, clock, before, after)
+
+
+def log_weeks_built(site_id: str, week_start: WeekStart, pageviews: tuple[int, int]) -> None:
     log.info(
         "%s: weeks now start on %s; this week and last week built again from their days",
-        after.id,
-        after.week_start,
+        site_id,
+        week_start,
         extra={
             "event": "weeks_rebuilt",
-            "site": after.id,
-            "week_start": str(after.week_start),
-            "this_week_pageviews": this_week,
-            "last_week_pageviews": last_week,
+            "site": site_id,
+            "week_start": str(week_start),
+            "this_week_pageviews": pageviews[0],
+            "last_week_pageviews": pageviews[1],
         },
     )
 
@@ -120,6 +139,7 @@ class Admin:
         else:
             raise Conflict(f"site '{site.id}' exists already")
         self.sites.save(site)
+        site_saved(self.store, self.clock, None, site)
         self.record("site_created", site.id, actor, site.to_dict())
         return site
 
@@ -127,7 +147,7 @@ class Admin:
         current = self._site(site_id)
         site = changes.applied_to(current)
         self.sites.save(site)
-        week_start_changed(self.store, self.clock, current, site)
+        site_saved(self.store, self.clock, current, site)
         self.reading.forget(site_id)
         before, after = current.to_dict(), site.to_dict()
         changed = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
@@ -193,6 +213,7 @@ class Admin:
             "time": self.clock().isoformat(timespec="seconds"),
             "windows": json.dumps(windows),
             "periods": json.dumps([[str(p.grain), p.name] for p in periods]),
+            "week_start": str(site.week_start),
             "before": json.dumps(before.to_json(), ensure_ascii=False),
             "undone": "0",
         }
@@ -203,14 +224,21 @@ class Admin:
 
     def undo(self, site_id: str, reset_id: str, actor: str) -> UndoDone:
         """Adds back what a reset removed; hits counted since stay. 409 the second time."""
-        self._site(site_id)
+        site = self._site(site_id)
         record = (
             self.store.resets.record(site_id, reset_id) if RESET_ID.fullmatch(reset_id) else None
         )
         if record is None:
             raise UnknownReset(f"no reset '{reset_id[:40]}' of site '{site_id}'")
         periods = [from_name(Grain(g), name) for g, name in json.loads(record["periods"])]
+        # Weeks built again since, by another start, hold their days' counts already: what
+        # the reset took from the days goes back to the days, and the weeks are built again.
+        rebuilt = record.get("week_start", str(site.week_start)) != str(site.week_start)
+        if rebuilt:
+            periods = [p for p in periods if p.grain is not Grain.WEEK]
         done = self.store.resets.undo(site_id, reset_id, periods, self.list_caps)
+        if done == 1 and rebuilt:
+            self.store.weeks.rebuild(site_id, local_date(self.clock(), site.zone))
         if done == 0:
             raise Conflict(f"reset '{reset_id}' was undone already")
         if done == -2:

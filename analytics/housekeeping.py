@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from analytics.admin import log_weeks_built
 from analytics.clock import Clock, epoch_ms
 from analytics.errors import AnalyticsError
 from analytics.metrics import Metrics
@@ -133,6 +134,11 @@ class Housekeeper:
 
     def _close_site(self, site: Site, now: datetime) -> int:
         closed = 0
+        # A change of week start that its process could not apply (or lost a race) is applied
+        # here, before any week closes.
+        built = self.store.weeks.follow(site.id, local_date(now, site.zone))
+        if built is not None:
+            log_weeks_built(site.id, site.week_start, built)
         today = local_date(now - self.policy.grace, site.zone)
         first_day = today - timedelta(days=self.policy.retention.days)
         state = self.store.history.last_closed(site.id)
@@ -140,7 +146,7 @@ class Housekeeper:
             for period in due(grain, state.get(str(grain)), today, site.week_start, first_day):
                 retired = self.policy.retention.retired_by(period)
                 keep = self.policy.closed_lists
-                if self.store.history.close_period(site.id, period, retired, keep):
+                if self.store.history.close_period(site.id, period, retired, keep, site.week_start):
                     closed += 1
                     if self.metrics is not None:
                         self.metrics.periods_closed.labels(grain=str(grain)).inc()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 
-from analytics.admin import Admin, week_start_changed
+from analytics.admin import Admin, site_saved
 from analytics.audit import AuditLog
 from analytics.auth import Authenticator
 from analytics.clock import Clock, system_clock
@@ -68,11 +69,7 @@ def build_services(
     sites = SiteRegistry(store.sites, settings.site_cache_seconds)
     if seed:
         try:
-            seed_sites(
-                sites,
-                settings.sites_file,
-                lambda before, after: week_start_changed(store, clock, before, after),
-            )
+            seed_sites(sites, settings.sites_file, partial(site_saved, store, clock))
         except StoreUnavailable:
             # A web worker started while Redis is away still answers (its health, and the
             # sites it learns of once Redis is back); the next start registers the sites.

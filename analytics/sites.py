@@ -458,27 +458,26 @@ DEMO_SITE: dict[str, Any] = {"id": "demo", "name": "Demo", "timezone": DEFAULT_T
 def seed_sites(
     registry: SiteRegistry,
     sites_file: Path | None,
-    week_start_changed: Callable[[Site, Site], None] | None = None,
+    saved: Callable[[Site | None, Site], None] | None = None,
 ) -> list[Site]:
     """Register or update the sites of the sites file; without one, the demo site when no
-    site is registered at all (so that a deleted demo stays deleted). A site whose week start
-    the file changes is handed, before and after, to ``week_start_changed``."""
-    if sites_file is not None:
-        seeded = []
-        for entry in read_sites_file(sites_file):
-            registry.forget(entry["id"])
-            try:
-                before: Site | None = registry.get(entry["id"])
-            except UnknownSite:
-                before = None
-            site = registry.upsert(entry)
-            if before is not None and week_start_changed is not None:
-                week_start_changed(before, site)
-            seeded.append(site)
-        return seeded
-    if registry.ids():
-        return []
-    return [registry.upsert(DEMO_SITE)]
+    site is registered at all (so that a deleted demo stays deleted). Each site saved is
+    handed to ``saved``, with what it was before (None for a new one)."""
+    entries = read_sites_file(sites_file) if sites_file is not None else []
+    if sites_file is None and not registry.ids():
+        entries = [DEMO_SITE]
+    seeded = []
+    for entry in entries:
+        registry.forget(entry["id"])
+        try:
+            before: Site | None = registry.get(entry["id"])
+        except UnknownSite:
+            before = None
+        site = registry.upsert(entry)
+        if saved is not None:
+            saved(before, site)
+        seeded.append(site)
+    return seeded
 
 
 SNAPSHOT_NAME = "sites.json"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from analytics.periods import Grain, Period
+from analytics.periods import Grain, Period, WeekStart
 from analytics.store.connection import Connection, text
 from analytics.store.counts import WindowCounts, period_keys
 
@@ -34,10 +34,16 @@ class HistoryStore:
         return {text(k): text(v) for k, v in raw.items()}
 
     def close_period(
-        self, site_id: str, period: Period, expired: Period, keep: tuple[int, int] = (1000, 100)
+        self,
+        site_id: str,
+        period: Period,
+        expired: Period,
+        keep: tuple[int, int] = (1000, 100),
+        week_start: WeekStart = WeekStart.MONDAY,
     ) -> bool:
         """Freezes ``period`` into the history once, keeps the top ``keep`` (pages, referrers)
-        of its lists, and drops ``expired``; True if it closed."""
+        of its lists, and drops ``expired``; True if it closed. A week is closed only while the
+        week keys follow ``week_start``, the site's."""
         k = self._conn.keys
         counts, visitors = period_keys(self._conn, site_id, [period])
         keys = [
@@ -59,6 +65,7 @@ class HistoryStore:
             expired.name,
             LISTS_KEPT_MS[period.grain],
             *keep,
+            str(week_start),
         ]
         with self._conn.call("close_period"):
             return bool(self._close(keys=keys, args=args))

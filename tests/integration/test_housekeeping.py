@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from analytics.clock import FixedClock
 from analytics.counting import Hit, Kind
-from analytics.periods import Grain, Period
+from analytics.periods import Grain, Period, WeekStart
 from analytics.scheduler import build_scheduler
 from analytics.services import Services, build_services
 from analytics.settings import Settings
@@ -114,8 +114,10 @@ def test_a_three_day_outage_is_caught_up_in_order(
     order: list[str] = []
     original = services.store.history.close_period
 
-    def recording(site_id: str, period: Period, expired: Period, keep: tuple[int, int]) -> bool:
-        closed = original(site_id, period, expired, keep)
+    def recording(
+        site_id: str, period: Period, expired: Period, keep: tuple[int, int], start: WeekStart
+    ) -> bool:
+        closed = original(site_id, period, expired, keep, start)
         if closed:
             order.append(f"{period.grain}:{period.name}")
         return closed

@@ -16,10 +16,12 @@ from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
 
 from analytics import create_app
+from analytics.admin import week_start_changed
 from analytics.clock import FixedClock
 from analytics.periods import WeekStart
 from analytics.services import Services, build_services
 from analytics.settings import Settings
+from analytics.store.weeks import MOVED
 from tests.helpers import AUTH, TOKEN, call, counters, hit
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -184,9 +186,15 @@ def test_rebuilding_twice_gives_the_same_weeks(
     traffic(client, clock, services, date(2026, 11, 9), CHANGE)
     set_week_start(client, "sunday")
     once = windows(client)
-    # Another process that saw the change too (at start, from a sites file) does it again.
-    services.store.weeks.rebuild("demo", CHANGE, WeekStart.MONDAY, WeekStart.SUNDAY)
+    # Another process that saw the change too (at start, from a sites file) finds it applied.
+    weeks = services.store.weeks
+    assert weeks.follow("demo", CHANGE, assumed=WeekStart.MONDAY) is None
     assert windows(client) == once
+    # Built again from the days by the same start (as after an undo), the weeks are the same.
+    assert weeks.rebuild("demo", CHANGE) is not None
+    assert windows(client) == once
+    read_day(client, clock, services, date(2026, 11, 30))  # last week closes again, by Sunday
+    assert windows(client)["last_week"] == summed(client, date(2026, 11, 22), date(2026, 11, 28))
 
 
 def test_a_sites_file_that_changes_the_week_start_rebuilds_the_weeks(
@@ -224,3 +232,147 @@ def test_a_process_that_has_not_seen_the_change_counts_the_day_but_not_the_rebui
     assert after["today"]["pageviews"] == before["today"]["pageviews"] + 1
     assert after["this_month"]["pageviews"] == before["this_month"]["pageviews"] + 1
     assert after["this_week"] == before["this_week"]  # its week, of the old start, is closed
+
+
+def old_start_keys_without_ttl(redis_client: redis.Redis, weekday: int) -> list[bytes]:
+    """Week keys named by a day of ``weekday`` (0 Monday) that would stay for good."""
+    return [
+        key
+        for key in redis_client.scan_iter(match="va:{demo}:*:w:????-??-??")
+        if date.fromisoformat(key.decode().rsplit(":", 1)[1]).weekday() == weekday
+        and redis_client.pttl(key) == -1
+    ]
+
+
+def test_sunday_to_monday_as_a_first_change(
+    client: FlaskClient, clock: FixedClock, services: Services, redis_client: redis.Redis
+) -> None:
+    set_week_start(client, "sunday")  # before any traffic: nothing to build
+    traffic(client, clock, services, FIRST, CHANGE)
+    assert windows(client)["this_week"] == summed(client, date(2026, 11, 22), CHANGE)
+    set_week_start(client, "monday")
+    after = windows(client)
+    assert after["this_week"] == summed(client, date(2026, 11, 23), CHANGE)
+    assert after["last_week"] == summed(client, date(2026, 11, 16), date(2026, 11, 22))
+    assert old_start_keys_without_ttl(redis_client, 6) == []
+
+
+def test_a_housekeeping_behind_leaves_no_week_of_the_old_start_for_good(
+    client: FlaskClient, clock: FixedClock, services: Services, redis_client: redis.Redis
+) -> None:
+    traffic(client, clock, services, date(2026, 9, 1), date(2026, 11, 9))
+    for day in days(10, 26):  # the housekeeping stopped: hits only
+        clock.set(noon(day))
+        assert hit(client, url="https://example.vn/", ip="192.0.2.1") == 204
+    set_week_start(client, "sunday")
+    assert old_start_keys_without_ttl(redis_client, 0) == []
+    services.housekeeper.close_periods()  # it runs again, and catches up by the new start
+    after = windows(client)
+    assert after["this_week"] == summed(client, date(2026, 11, 22), CHANGE)
+    assert after["last_week"] == summed(client, date(2026, 11, 15), date(2026, 11, 21))
+    assert services.store.history.last_closed("demo")["w"] == "2026-11-15"
+    assert old_start_keys_without_ttl(redis_client, 0) == []
+
+
+def test_on_a_quiet_site_a_late_hit_by_the_old_start_leaves_nothing_for_good(
+    client: FlaskClient, clock: FixedClock, services: Services, settings: Settings,
+    redis_client: redis.Redis,
+) -> None:  # fmt: skip
+    clock.set(datetime(2026, 11, 30, 0, 10, tzinfo=HCM))  # Monday, ten past midnight
+    stale = create_app(
+        settings.replace(site_cache_seconds=300), clock=clock, registry=CollectorRegistry()
+    ).test_client()
+    assert windows(stale)["this_week"]["start"] == "2026-11-30"
+    set_week_start(client, "sunday")
+    assert hit(stale, url="https://example.vn/", ip="192.0.2.1") == 204
+    assert windows(client)["today"]["pageviews"] == 1
+    assert old_start_keys_without_ttl(redis_client, 0) == []
+
+
+def test_a_timezone_changed_with_the_week_start_leaves_no_week_of_the_old_start(
+    client: FlaskClient, clock: FixedClock, services: Services, redis_client: redis.Redis
+) -> None:
+    traffic(client, clock, services, date(2026, 11, 23), date(2026, 11, 29))
+    clock.set(datetime(2026, 11, 30, 8, 0, tzinfo=HCM))  # Monday here, Sunday in New York
+    assert hit(client, url="https://example.vn/thu-hai", ip="192.0.2.1") == 204
+    change = {"week_start": "sunday", "timezone": "America/New_York"}
+    assert call(client, "PATCH", "/api/v1/admin/sites/demo", change, AUTH).status_code == 200
+    assert old_start_keys_without_ttl(redis_client, 0) == []
+    assert windows(client)["this_week"] == summed(client, date(2026, 11, 29), date(2026, 11, 29))
+    # This week's lists are those of the week this week was by the old timezone too.
+    pages = client.get("/api/v1/sites/demo/pages?window=this_week").get_json()["pages"]
+    assert {"path": "/thu-hai", "pageviews": 1} in pages
+
+
+def test_the_script_builds_nothing_for_a_start_that_is_not_the_sites_or_not_followed(
+    client: FlaskClient, clock: FixedClock, services: Services
+) -> None:
+    """What two processes racing rely on: each builds only what it read, or nothing."""
+    traffic(client, clock, services, date(2026, 11, 16), CHANGE)
+    before = windows(client)
+    weeks = services.store.weeks
+    args = ("demo", CHANGE, WeekStart.MONDAY, WeekStart.SUNDAY)
+    # The site still starts its weeks on Monday.
+    assert weeks._run(*args, "monday", None, CHANGE) == (MOVED, (0, 0))
+    set_week_start(client, "sunday")
+    after = windows(client)
+    assert after != before
+    # The weeks follow Sunday already: a caller that read "monday" builds nothing again.
+    assert weeks._run(*args, "monday", None, CHANGE) == (MOVED, (0, 0))
+    assert windows(client) == after
+
+
+def test_a_change_saved_but_not_applied_is_applied_by_the_housekeeping(
+    client: FlaskClient, clock: FixedClock, services: Services
+) -> None:
+    traffic(client, clock, services, date(2026, 11, 16), CHANGE)
+    site = services.sites.get("demo")
+    # As if Redis went away between the save and the rebuild: the site is saved alone.
+    services.sites.save(site.updated({"week_start": "sunday"}))
+    assert windows(client)["this_week"]["pageviews"] == 0
+    services.housekeeper.close_periods()
+    after = windows(client)
+    assert after["this_week"] == summed(client, date(2026, 11, 22), CHANGE)
+    assert after["last_week"] == summed(client, date(2026, 11, 15), date(2026, 11, 21))
+
+
+@pytest.mark.parametrize("order", ["in order", "the first change applied last"])
+def test_two_changes_racing_end_with_the_weeks_of_the_start_saved_last(
+    client: FlaskClient, clock: FixedClock, services: Services, order: str
+) -> None:
+    traffic(client, clock, services, date(2026, 11, 16), CHANGE)
+    monday = services.sites.get("demo")
+    sunday = monday.updated({"week_start": "sunday"})
+    services.sites.save(sunday)  # A saves Sunday; then B saves Monday again
+    services.sites.save(monday)
+    changes = [(monday, sunday), (sunday, monday)]
+    if order != "in order":
+        changes.reverse()
+    for before, after in changes:
+        week_start_changed(services.store, clock, before, after)
+    assert windows(client)["this_week"] == summed(client, date(2026, 11, 23), CHANGE)
+    assert hit(client, url="https://example.vn/next", ip="192.0.2.1") == 204
+    assert windows(client)["this_week"] == summed(client, date(2026, 11, 23), CHANGE)
+
+
+@pytest.mark.parametrize("reset", [["today"], ["this_week"], ["today", "this_week"]])
+def test_an_undo_after_a_change_adds_back_to_the_days_and_the_weeks_follow(
+    client: FlaskClient,
+    clock: FixedClock,
+    services: Services,
+    redis_client: redis.Redis,
+    reset: list[str],
+) -> None:
+    traffic(client, clock, services, date(2026, 11, 16), CHANGE)
+    done = call(client, "POST", "/api/v1/admin/sites/demo/reset", {"windows": reset}, AUTH)
+    reset_id = done.get_json()["reset_id"]
+    set_week_start(client, "sunday")
+    # The weeks are built from their days: a reset of this_week alone does not hold through it.
+    assert windows(client)["this_week"] == summed(client, date(2026, 11, 22), CHANGE)
+    undo = call(client, "POST", f"/api/v1/admin/sites/demo/resets/{reset_id}/undo", None, AUTH)
+    assert undo.status_code == 200
+    after = windows(client)
+    assert after["today"] == summed(client, CHANGE, CHANGE)
+    assert after["today"]["pageviews"] == 2 * readers(CHANGE)
+    assert after["this_week"] == summed(client, date(2026, 11, 22), CHANGE)
+    assert old_start_keys_without_ttl(redis_client, 0) == []

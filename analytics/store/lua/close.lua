@@ -19,11 +19,19 @@
 -- ARGV[4]  how long the period's lists are kept from now, ms: while a window still shows it
 -- ARGV[5]  how many of the most viewed pages its pages list keeps
 -- ARGV[6]  how many of the most seen hosts its referrers list keeps
+-- ARGV[7]  the week start the caller closes by: a week is not closed while the week keys follow
+--          another (the closed hash's "w:start"; store/lua/weeks.lua brings them to it first)
 -- Returns 1 when it closed the period, 0 when it (or a later one) was closed already.
 
 local last = redis.call('HGET', KEYS[1], ARGV[1])
 if last and last >= ARGV[2] then
   return 0
+end
+if ARGV[1] == 'w' then
+  local following = redis.call('HGET', KEYS[1], 'w:start')
+  if following and following ~= ARGV[7] then
+    return 0
+  end
 end
 
 local counts = redis.call('HMGET', KEYS[2], 'pageviews', 'visits', 'visitors', 'carried')

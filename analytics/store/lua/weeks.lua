@@ -1,40 +1,55 @@
--- Rebuilds this week and last week of one site after its week start changed, from their days:
--- a day's keys do not depend on the week start, a week's do. Atomic, and running it again
--- gives the same weeks (the days are read again), so two processes doing it at once agree.
--- KEYS[1]            closed hash: per grain, the name of the last period closed
--- then, for each of the two new weeks (this week, then last week):
+-- Builds this week and last week of one site again from their days, by the site's week start,
+-- once that start has changed (or, after an undo, by the same start). A day's keys do not
+-- depend on the week start; a week's do.
+--
+-- It acts only if the site still starts its weeks on ARGV[7] and the weeks still follow the
+-- start the caller read (the closed hash's "w:start", ARGV[6]): else it changes nothing and
+-- answers "moved", and the caller reads both again. So two changes racing, or a change and the
+-- housekeeping, end with the weeks of the start the site has, built once.
+--
+-- KEYS[1]            closed hash: "w", the last week closed; "w:start", the start the week
+--                    keys follow (absent: the site's own, never changed)
+-- KEYS[2]            the site's settings (JSON)
+-- then, for each of the two weeks by the new start (this week, then last week):
 --   its counts hash, visitors HyperLogLog, pages and referrers sorted sets, pages' errors hash
---   (5 keys), then the same week under the old start's lists: pages, referrers, pages' errors
---   (3 keys), then its days: (counts hash, visitors HyperLogLog) pairs
--- then the old start's weeks still kept, newest first: (counts hash, visitors HyperLogLog,
---   pages, referrers, pages' errors) each
+--   (5 keys), then the lists of the same week by the old start (pages, referrers, pages'
+--   errors: 3 keys; the week's own lists again after an undo), then its days: (counts hash,
+--   visitors HyperLogLog) pairs
+-- then the weeks of the old start to retire: (counts hash, visitors HyperLogLog, pages,
+--   referrers, pages' errors) each
 -- ARGV[1]            how many days this week has so far (today included)
 -- ARGV[2]            how many days last week has (7)
--- ARGV[3]            how many of the old start's weeks follow
--- ARGV[4]            the name of the week before last week: the last week closed from now on,
---                    once weeks are being closed, so that the housekeeping closes last week
---                    next, by the new start
+-- ARGV[3]            how many weeks of the old start follow
+-- ARGV[4]            the name of the week before last week: the last week closed from now on
+--                    if one after it was closed, so that the housekeeping closes last week
+--                    (again) next, by the new start
 -- ARGV[5]            how long the old start's weeks stay, ms: closed, for a process that has not
 --                    yet seen the change (it reads them, and its late hits pass them by)
--- Returns the pageviews of the two new weeks.
+-- ARGV[6]            the closed hash's "w:start" as the caller read it, "" for none
+-- ARGV[7]            the site's week start the weeks are built for
+-- Returns {1, this week's pageviews, last week's pageviews}, {0} when the site starts its weeks
+-- on another day or the weeks follow another start by now ("moved"), {-1} for no such site.
 --
 -- A week's pageviews and visits are the sums of its days'. Its visitors are too (visitor ids
 -- rotate daily): the days still open are merged into the week's HyperLogLog, and the frozen
 -- visitors of the closed days are kept beside it, in the field "carried", which reading and
 -- closing add to the HyperLogLog's count.
 
+local settings = redis.call('GET', KEYS[2])
+if not settings then
+  return { -1 }
+end
+local following = redis.call('HGET', KEYS[1], 'w:start') or ''
+if following ~= ARGV[6] or cjson.decode(settings).week_start ~= ARGV[7] then
+  return { 0 }
+end
+
 local this_days = tonumber(ARGV[1])
 local last_days = tonumber(ARGV[2])
 local old_weeks = tonumber(ARGV[3])
 
-local function open_visitors(counts, hll)
-  local fields = redis.call('HMGET', counts, 'visitors', 'carried')
-  if fields[1] then return nil end  -- closed already
-  return redis.call('PFCOUNT', hll) + (tonumber(fields[2]) or 0)
-end
-
 local function take(from, to)
-  if redis.call('EXISTS', from) == 1 then redis.call('RENAME', from, to) end
+  if from ~= to and redis.call('EXISTS', from) == 1 then redis.call('RENAME', from, to) end
 end
 
 local function rebuild(at, days)
@@ -63,16 +78,18 @@ local function rebuild(at, days)
   return pageviews, at + 8 + 2 * days
 end
 
-local this_pageviews, next_at = rebuild(2, this_days)
-local last_pageviews = rebuild(next_at, last_days)
--- The old start's weeks: closed where they stand (their lists, taken above, are gone), and
--- left to expire.
-local first_old = 2 + 8 * 2 + 2 * (this_days + last_days)
+local this_pageviews, next_at = rebuild(3, this_days)
+local last_pageviews, first_old = rebuild(next_at, last_days)
+
+-- The old start's weeks: closed where they stand, whether they exist yet or not (a late hit
+-- from a process that has not seen the change then passes them by), and left to expire: the
+-- retention of closed weeks, by the new start, never names them.
 for w = 0, old_weeks - 1 do
   local at = first_old + 5 * w
   local counts, hll = KEYS[at], KEYS[at + 1]
-  local visitors = open_visitors(counts, hll)
-  if visitors and redis.call('EXISTS', counts, hll) > 0 then
+  local fields = redis.call('HMGET', counts, 'visitors', 'carried')
+  if not fields[1] then
+    local visitors = redis.call('PFCOUNT', hll) + (tonumber(fields[2]) or 0)
     redis.call('HSET', counts, 'visitors', visitors)
   end
   redis.call('DEL', hll, KEYS[at + 4])
@@ -81,7 +98,9 @@ for w = 0, old_weeks - 1 do
   redis.call('PEXPIRE', KEYS[at + 3], ARGV[5])
 end
 
-if redis.call('HEXISTS', KEYS[1], 'w') == 1 then
+redis.call('HSET', KEYS[1], 'w:start', ARGV[7])
+local closed = redis.call('HGET', KEYS[1], 'w')
+if closed and closed > ARGV[4] then  -- never forward: a housekeeping behind catches up from it
   redis.call('HSET', KEYS[1], 'w', ARGV[4])
 end
-return { this_pageviews, last_pageviews }
+return { 1, this_pageviews, last_pageviews }
