@@ -16,7 +16,14 @@ from analytics.audit import AuditEntry, AuditLog
 from analytics.clock import Clock
 from analytics.errors import Conflict, InvalidInput, UnknownReset, UnknownSite
 from analytics.imports import ImportedDay, check_days
-from analytics.periods import Grain, WeekStart, from_name, local_date, windows_at
+from analytics.periods import (
+    Grain,
+    WeekStart,
+    from_name,
+    local_date,
+    week_start_of,
+    windows_at,
+)
 from analytics.reading import Counters, Reading
 from analytics.sites import Offsets, Site, SiteChanges, SiteRegistry
 from analytics.store import Store, WindowCounts
@@ -37,6 +44,12 @@ def week_start_changed(store: Store, clock: Clock, before: Site, after: Site) ->
     )
     if built is not None:
         log_weeks_built(after.id, after.week_start, built)
+
+
+def site_saving(store: Store, before: Site) -> None:
+    """Before a site is updated: the start its week keys follow is on record (a site registered
+    before it was recorded), for the housekeeping to apply a change its process could not."""
+    store.weeks.begin(before.id, before.week_start)
 
 
 def site_saved(store: Store, clock: Clock, before: Site | None, after: Site) -> None:
@@ -146,6 +159,8 @@ class Admin:
     def update_site(self, site_id: str, changes: SiteChanges, actor: str) -> Site:
         current = self._site(site_id)
         site = changes.applied_to(current)
+        if site.week_start is not current.week_start:
+            site_saving(self.store, current)
         self.sites.save(site)
         site_saved(self.store, self.clock, current, site)
         self.reading.forget(site_id)
@@ -213,7 +228,7 @@ class Admin:
             "time": self.clock().isoformat(timespec="seconds"),
             "windows": json.dumps(windows),
             "periods": json.dumps([[str(p.grain), p.name] for p in periods]),
-            "week_start": str(site.week_start),
+            "week_changes": str(self.store.weeks.changes(site_id)),
             "before": json.dumps(before.to_json(), ensure_ascii=False),
             "undone": "0",
         }
@@ -233,7 +248,14 @@ class Admin:
         periods = [from_name(Grain(g), name) for g, name in json.loads(record["periods"])]
         # Weeks built again since, by another start, hold their days' counts already: what
         # the reset took from the days goes back to the days, and the weeks are built again.
-        rebuilt = record.get("week_start", str(site.week_start)) != str(site.week_start)
+        if "week_changes" in record:
+            rebuilt = record["week_changes"] != str(self.store.weeks.changes(site_id))
+        else:  # a reset recorded before changes were counted: its weeks tell
+            rebuilt = any(
+                p.grain is Grain.WEEK and p.start != week_start_of(p.start, site.week_start)
+                for p in periods
+                if p.start is not None
+            )
         if rebuilt:
             periods = [p for p in periods if p.grain is not Grain.WEEK]
         done = self.store.resets.undo(site_id, reset_id, periods, self.list_caps)

@@ -10,7 +10,7 @@ from functools import partial
 
 from prometheus_client import CollectorRegistry
 
-from analytics.admin import Admin, site_saved
+from analytics.admin import Admin, site_saved, site_saving
 from analytics.audit import AuditLog
 from analytics.auth import Authenticator
 from analytics.clock import Clock, system_clock
@@ -69,7 +69,12 @@ def build_services(
     sites = SiteRegistry(store.sites, settings.site_cache_seconds)
     if seed:
         try:
-            seed_sites(sites, settings.sites_file, partial(site_saved, store, clock))
+            seed_sites(
+                sites,
+                settings.sites_file,
+                partial(site_saving, store),
+                partial(site_saved, store, clock),
+            )
         except StoreUnavailable:
             # A web worker started while Redis is away still answers (its health, and the
             # sites it learns of once Redis is back); the next start registers the sites.

@@ -458,11 +458,13 @@ DEMO_SITE: dict[str, Any] = {"id": "demo", "name": "Demo", "timezone": DEFAULT_T
 def seed_sites(
     registry: SiteRegistry,
     sites_file: Path | None,
+    saving: Callable[[Site], None] | None = None,
     saved: Callable[[Site | None, Site], None] | None = None,
 ) -> list[Site]:
     """Register or update the sites of the sites file; without one, the demo site when no
-    site is registered at all (so that a deleted demo stays deleted). Each site saved is
-    handed to ``saved``, with what it was before (None for a new one)."""
+    site is registered at all (so that a deleted demo stays deleted). A site registered already
+    is handed to ``saving`` before it is saved; each site saved to ``saved`` after, with what it
+    was before (None for a new one)."""
     entries = read_sites_file(sites_file) if sites_file is not None else []
     if sites_file is None and not registry.ids():
         entries = [DEMO_SITE]
@@ -473,6 +475,8 @@ def seed_sites(
             before: Site | None = registry.get(entry["id"])
         except UnknownSite:
             before = None
+        if before is not None and saving is not None:
+            saving(before)
         site = registry.upsert(entry)
         if saved is not None:
             saved(before, site)

@@ -92,10 +92,17 @@ class WeekStore:
         return None
 
     def begin(self, site_id: str, start: WeekStart) -> None:
-        """Records the start a new site's week keys follow: a change the process that makes it
-        could not apply (Redis went away in between) is then applied by the housekeeping."""
+        """Records, unless recorded already, the start a site's week keys follow: for a new site,
+        and before a change of start is saved, so that a change its process could not apply
+        (Redis went away in between) is applied by the housekeeping."""
         with self._conn.call("rebuild_weeks"):
-            self._conn.client.hset(self._conn.keys.closed(site_id), "w:start", str(start))
+            self._conn.client.hsetnx(self._conn.keys.closed(site_id), "w:start", str(start))
+
+    def changes(self, site_id: str) -> int:
+        """How many changes of week start were applied to the site's weeks."""
+        with self._conn.call("rebuild_weeks"):
+            found = self._conn.client.hget(self._conn.keys.closed(site_id), "w:changes")
+        return 0 if found is None else int(found)
 
     def _run(
         self,
@@ -126,6 +133,7 @@ class WeekStore:
             else:
                 keys += list_keys(conn, site_id, [Period(Grain.WEEK, replaced)])
             keys += period_keys(conn, site_id, days)
+        keys.append(conn.keys.counts(site_id, Period(Grain.WEEK, this_start + timedelta(days=7))))
         retired: list[Period] = []
         if old is not new:
             # From the week after the old start's current one (a timezone changed with it may

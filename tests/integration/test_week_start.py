@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from analytics import create_app
 from analytics.admin import week_start_changed
 from analytics.clock import FixedClock
+from analytics.errors import StoreUnavailable
 from analytics.periods import WeekStart
 from analytics.services import Services, build_services
 from analytics.settings import Settings
@@ -374,5 +375,71 @@ def test_an_undo_after_a_change_adds_back_to_the_days_and_the_weeks_follow(
     after = windows(client)
     assert after["today"] == summed(client, CHANGE, CHANGE)
     assert after["today"]["pageviews"] == 2 * readers(CHANGE)
+    assert after["this_week"] == summed(client, date(2026, 11, 22), CHANGE)
+    assert old_start_keys_without_ttl(redis_client, 0) == []
+
+
+def test_a_change_and_a_change_back_within_a_week_leave_the_next_week_counting(
+    client: FlaskClient, clock: FixedClock, services: Services
+) -> None:
+    traffic(client, clock, services, date(2026, 11, 16), CHANGE)
+    set_week_start(client, "sunday")
+    read_day(client, clock, services, date(2026, 11, 27))
+    set_week_start(client, "monday")
+    traffic(client, clock, services, date(2026, 11, 28), date(2026, 12, 2))
+    after = windows(client)
+    assert after["this_week"] == summed(client, date(2026, 11, 30), date(2026, 12, 2))
+    assert after["last_week"] == summed(client, date(2026, 11, 23), date(2026, 11, 29))
+
+
+def test_a_change_its_process_could_not_apply_is_applied_by_the_housekeeping_on_an_older_site(
+    client: FlaskClient,
+    clock: FixedClock,
+    services: Services,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    traffic(client, clock, services, date(2026, 11, 16), CHANGE)
+    redis_client.hdel("va:{demo}:closed", "w:start")  # registered before it was recorded
+
+    def away(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("Redis went away")
+
+    monkeypatch.setattr(services.store.weeks, "follow", away)
+    change = {"week_start": "sunday"}
+    assert call(client, "PATCH", "/api/v1/admin/sites/demo", change, AUTH).status_code == 503
+    monkeypatch.undo()
+    assert services.sites.get("demo").week_start is WeekStart.SUNDAY  # saved, not applied
+    services.housekeeper.close_periods()
+    after = windows(client)
+    assert after["this_week"] == summed(client, date(2026, 11, 22), CHANGE)
+    assert after["last_week"] == summed(client, date(2026, 11, 15), date(2026, 11, 21))
+
+
+def test_an_undo_after_a_change_and_a_change_back_adds_nothing_twice(
+    client: FlaskClient, clock: FixedClock, services: Services
+) -> None:
+    traffic(client, clock, services, date(2026, 11, 16), CHANGE)
+    done = call(client, "POST", "/api/v1/admin/sites/demo/reset", {"windows": ["this_week"]}, AUTH)
+    set_week_start(client, "sunday")
+    set_week_start(client, "monday")  # the same start as the reset's, weeks built twice since
+    reset_id = done.get_json()["reset_id"]
+    undo = call(client, "POST", f"/api/v1/admin/sites/demo/resets/{reset_id}/undo", None, AUTH)
+    assert undo.status_code == 200
+    assert windows(client)["this_week"] == summed(client, date(2026, 11, 23), CHANGE)
+
+
+def test_an_undo_of_a_reset_recorded_before_changes_were_counted_leaves_nothing_for_good(
+    client: FlaskClient, clock: FixedClock, services: Services, redis_client: redis.Redis
+) -> None:
+    traffic(client, clock, services, date(2026, 11, 16), CHANGE)
+    done = call(client, "POST", "/api/v1/admin/sites/demo/reset", {"windows": ["all"]}, AUTH)
+    reset_id = done.get_json()["reset_id"]
+    assert redis_client.hdel(f"va:{{demo}}:reset:{reset_id}", "week_changes") == 1
+    set_week_start(client, "sunday")
+    undo = call(client, "POST", f"/api/v1/admin/sites/demo/resets/{reset_id}/undo", None, AUTH)
+    assert undo.status_code == 200
+    after = windows(client)
+    assert after["today"] == summed(client, CHANGE, CHANGE)
     assert after["this_week"] == summed(client, date(2026, 11, 22), CHANGE)
     assert old_start_keys_without_ttl(redis_client, 0) == []

@@ -8,13 +8,15 @@
 -- housekeeping, end with the weeks of the start the site has, built once.
 --
 -- KEYS[1]            closed hash: "w", the last week closed; "w:start", the start the week
---                    keys follow (absent: the site's own, never changed)
+--                    keys follow (absent: the site's own, never changed); "w:changes", how
+--                    many changes of start were applied
 -- KEYS[2]            the site's settings (JSON)
 -- then, for each of the two weeks by the new start (this week, then last week):
 --   its counts hash, visitors HyperLogLog, pages and referrers sorted sets, pages' errors hash
 --   (5 keys), then the lists of the same week by the old start (pages, referrers, pages'
 --   errors: 3 keys; the week's own lists again after an undo), then its days: (counts hash,
 --   visitors HyperLogLog) pairs
+-- then the counts hash of the week after this week, by the new start
 -- then the weeks of the old start to retire: (counts hash, visitors HyperLogLog, pages,
 --   referrers, pages' errors) each
 -- ARGV[1]            how many days this week has so far (today included)
@@ -79,7 +81,14 @@ local function rebuild(at, days)
 end
 
 local this_pageviews, next_at = rebuild(3, this_days)
-local last_pageviews, first_old = rebuild(next_at, last_days)
+local last_pageviews, next_week = rebuild(next_at, last_days)
+local first_old = next_week + 1
+-- A week that has not begun holds nothing but, from an earlier change back within a week, the
+-- mark this script leaves on the old start's weeks: it must not pass the week's hits by.
+local ahead = KEYS[next_week]
+if redis.call('HLEN', ahead) == 1 and redis.call('HEXISTS', ahead, 'visitors') == 1 then
+  redis.call('DEL', ahead)
+end
 
 -- The old start's weeks: closed where they stand, whether they exist yet or not (a late hit
 -- from a process that has not seen the change then passes them by), and left to expire: the
@@ -98,6 +107,10 @@ for w = 0, old_weeks - 1 do
   redis.call('PEXPIRE', KEYS[at + 3], ARGV[5])
 end
 
+if old_weeks > 0 then
+  -- A change of start: what a reset set aside before it belongs to weeks built again since.
+  redis.call('HINCRBY', KEYS[1], 'w:changes', 1)
+end
 redis.call('HSET', KEYS[1], 'w:start', ARGV[7])
 local closed = redis.call('HGET', KEYS[1], 'w')
 if closed and closed > ARGV[4] then  -- never forward: a housekeeping behind catches up from it
