@@ -19,7 +19,7 @@ from analytics.clock import FixedClock
 from analytics.embedded import EmbeddedRedis, free_port, redis_server_binary
 from analytics.services import Services
 from analytics.settings import Settings
-from tests.helpers import EXAMPLE_INSTANT, wait_for
+from tests.helpers import EXAMPLE_INSTANT, TOKEN, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +94,14 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def app(settings: Settings, clock: FixedClock, redis_client: redis.Redis) -> Flask:
     return create_app(settings, clock=clock, registry=CollectorRegistry())
+
+
+@pytest.fixture
+def admin_app(settings: Settings, clock: FixedClock, redis_client: redis.Redis) -> Flask:
+    """The app with its admin API on, under the tests' token."""
+    return create_app(
+        settings.replace(admin_token=TOKEN), clock=clock, registry=CollectorRegistry()
+    )
 
 
 @pytest.fixture

@@ -13,11 +13,8 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from prometheus_client import CollectorRegistry
 
-from analytics import create_app
 from analytics.clock import FixedClock
-from analytics.settings import Settings
 from tests.helpers import AUTH, TOKEN, audit, call, counters, hit
 
 ROUTES = [
@@ -31,13 +28,6 @@ ROUTES = [
     ("POST", "/api/v1/admin/sites/demo/reset", {"windows": ["all"]}),
     ("POST", "/api/v1/admin/sites/demo/resets/0123456789abcdef/undo", None),
 ]
-
-
-@pytest.fixture
-def admin_app(settings: Settings, clock: FixedClock, redis_client: redis.Redis) -> Flask:
-    return create_app(
-        settings.replace(admin_token=TOKEN), clock=clock, registry=CollectorRegistry()
-    )
 
 
 @pytest.fixture

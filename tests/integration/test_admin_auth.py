@@ -7,7 +7,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-import pytest
 import redis
 from flask import Flask
 from prometheus_client import CollectorRegistry
@@ -21,13 +20,6 @@ from tests.helpers import AUTH, TOKEN, audit
 SITES = "/api/v1/admin/sites"
 WRONG = {"Authorization": "Bearer not-the-token"}
 ATTACKER = "203.0.113.45"
-
-
-@pytest.fixture
-def admin_app(settings: Settings, clock: FixedClock, redis_client: redis.Redis) -> Flask:
-    return create_app(
-        settings.replace(admin_token=TOKEN), clock=clock, registry=CollectorRegistry()
-    )
 
 
 def get(app: Flask, headers: dict[str, str], address: str = ATTACKER) -> int:

@@ -62,12 +62,6 @@ NESTED_BODIES = [
 ]
 
 
-@pytest.fixture
-def admin_app(settings: Settings, clock: FixedClock, redis_client: redis.Redis) -> Flask:
-    app = create_app(settings.replace(admin_token=TOKEN), clock=clock, registry=CollectorRegistry())
-    return app
-
-
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 

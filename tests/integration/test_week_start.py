@@ -23,7 +23,7 @@ from analytics.periods import WeekStart
 from analytics.services import Services, build_services
 from analytics.settings import Settings
 from analytics.store.weeks import MOVED
-from tests.helpers import AUTH, TOKEN, call, counters, hit
+from tests.helpers import AUTH, call, counters, hit
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 FIRST = date(2026, 11, 2)  # a Monday: four weeks of traffic before the change
@@ -37,13 +37,6 @@ def noon(day: date) -> datetime:
 def readers(day: date) -> int:
     """How many readers a day has: a different number each day, so that sums tell days apart."""
     return 1 + day.toordinal() % 4
-
-
-@pytest.fixture
-def admin_app(settings: Settings, clock: FixedClock, redis_client: redis.Redis) -> Flask:
-    return create_app(
-        settings.replace(admin_token=TOKEN), clock=clock, registry=CollectorRegistry()
-    )
 
 
 @pytest.fixture
