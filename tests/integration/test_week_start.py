@@ -40,14 +40,9 @@ def readers(day: date) -> int:
 
 
 @pytest.fixture
-def client(admin_app: Flask) -> FlaskClient:
-    return admin_app.test_client()
-
-
-@pytest.fixture
-def services(admin_app: Flask) -> Services:
-    svc: Services = admin_app.extensions["analytics"]
-    return svc
+def app(admin_app: Flask) -> Flask:
+    """The shared ``client`` and ``services`` fixtures, on the app with its admin API on."""
+    return admin_app
 
 
 def read_day(client: FlaskClient, clock: FixedClock, services: Services, day: date) -> None:
